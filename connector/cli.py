@@ -1,0 +1,227 @@
+"""mms-connector: serve, dev, translate, tail, check-config, devstack."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from connector import config as config_mod
+from connector import pipeline
+from connector.callback import Callback, Refusal
+from connector.codec import current_schema, registry_client
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_CONFIG = REPO / "config" / "dev.yaml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mms-connector", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP connector")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+
+    dev = sub.add_parser("dev", help="start local Kafka + registry and run the connector on them")
+    dev.add_argument("--config", type=Path, default=DEV_CONFIG)
+    dev.add_argument("--port", type=int, default=8080)
+
+    tr = sub.add_parser("translate", help="print what a callback body would publish")
+    tr.add_argument("--config", type=Path)
+    tr.add_argument("--provider", required=True)
+    tr.add_argument("--content-type", default="")
+    tr.add_argument("--header", action="append", default=[], metavar="'K: V'")
+    tr.add_argument("file", nargs="?", default="-")
+
+    tail = sub.add_parser("tail", help="print a topic's records decoded through the registry")
+    tail.add_argument("--topic", required=True)
+    tail.add_argument("--config", type=Path)
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after this many records")
+    tail.add_argument("--idle-timeout", type=float, help="stop after this long without records")
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file", type=Path)
+
+    devstack = sub.add_parser("devstack", help="local Kafka + registry: up, down, status, fetch")
+    devstack.add_argument("action", choices=["up", "down", "status", "fetch"])
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except config_mod.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = config_mod.load(args.config)
+    _run(config, args.host or config.server.host, args.port or config.server.port)
+    return 0
+
+
+def _run(config: config_mod.Config, host: str, port: int) -> None:
+    import uvicorn
+
+    from connector.app import create_app
+
+    # Graceful shutdown: uvicorn stops accepting on SIGTERM, waits for in-flight requests, then
+    # the app's lifespan flushes the producer.
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from connector import devstack
+
+    endpoints = devstack.up()
+    config = config_mod.load(
+        args.config,
+        {
+            "MMS_KAFKA_BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
+            "MMS_SCHEMA_REGISTRY_URL": endpoints.registry_url,
+        },
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    sample = REPO / "tests" / "payloads" / "bandwidth_v2" / "message_received_mms.json"
+    print(
+        f"""
+Kafka: {endpoints.bootstrap_servers}   registry: {endpoints.registry_url}
+Callback endpoints:"""
+        + "".join(f"\n  {base}{r.path}" for r in pipeline.routes(config))
+        + f"""
+
+Send a Bandwidth v2 callback:
+  curl -s -X POST -H 'Content-Type: application/json' --data @{sample} \\
+       {base}{config.route_path('bandwidth-v2')}
+See what consumers see (another terminal):
+  MMS_KAFKA_BOOTSTRAP_SERVERS={endpoints.bootstrap_servers} \\
+  MMS_SCHEMA_REGISTRY_URL={endpoints.registry_url} \\
+  .venv/bin/mms-connector tail --topic {config.providers['bandwidth-v2'].topic} --from-beginning
+Stop the local Kafka and registry afterwards: .venv/bin/mms-connector devstack down
+""",
+        flush=True,
+    )
+    _run(config, "127.0.0.1", args.port)
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    import fastavro
+    import fastavro.validation
+
+    config = (
+        config_mod.load(args.config) if args.config else config_mod.for_provider(args.provider)
+    )
+    route = next((r for r in pipeline.routes(config) if r.name == args.provider), None)
+    if route is None:
+        raise config_mod.ConfigError(f"provider {args.provider!r} is not enabled in the config")
+    body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    headers = {}
+    for line in args.header:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise config_mod.ConfigError(f"--header {line!r}: expected 'Name: value'")
+        headers[name.strip().lower()] = value.strip()
+    if args.content_type:
+        headers["content-type"] = args.content_type
+    callback = Callback(body, headers, datetime.now(UTC), headers.get("content-type", ""))
+    try:
+        outgoing = pipeline.translate(route, callback)
+    except Refusal as refusal:
+        reply = route.provider.refused(refusal)
+        sys.stderr.write(f"{reply.status} {reply.body.decode(errors='replace')}\n")
+        return 1
+    schema = fastavro.parse_schema(orjson.loads(current_schema()))
+    for o in outgoing:
+        # Same check the registry serializer makes, so a record the endpoint could not encode
+        # does not look fine here.
+        fastavro.validation.validate(o.value(), schema, raise_errors=True)
+        _print_json({"topic": o.topic, "key": o.key, "headers": o.headers, "value": o.value()})
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from confluent_kafka import Consumer
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    config = config_mod.load(args.config)
+    deserialize = AvroDeserializer(registry_client(config.schema_registry.url))
+    consumer = Consumer(
+        {
+            "bootstrap.servers": config.kafka.bootstrap_servers,
+            "group.id": f"mms-connector-tail-{datetime.now(UTC).timestamp()}",
+            "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([args.topic])
+    seen, idle_since = 0, datetime.now(UTC)
+    try:
+        while args.max is None or seen < args.max:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                idle = (datetime.now(UTC) - idle_since).total_seconds()
+                if args.idle_timeout is not None and idle > args.idle_timeout:
+                    break
+                continue
+            if msg.error():
+                print(f"kafka: {msg.error()}", file=sys.stderr)
+                continue
+            idle_since = datetime.now(UTC)
+            ctx = SerializationContext(msg.topic(), MessageField.VALUE)
+            _print_json(
+                {
+                    "topic": msg.topic(),
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "key": (msg.key() or b"").decode(),
+                    "headers": {k: v.decode() for k, v in msg.headers() or []},
+                    "value": deserialize(msg.value(), ctx),
+                }
+            )
+            seen += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = config_mod.load(args.file)
+    enabled = ", ".join(f"{n} -> {config.route_path(n)}" for n in config.enabled()) or "none"
+    print(f"{args.file}: OK (providers enabled: {enabled})")
+    return 0
+
+
+def _devstack(args: argparse.Namespace) -> int:
+    from connector.devstack.__main__ import main as devstack_main
+
+    return devstack_main([args.action])
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_UTC_Z) + b"\n")
+    sys.stdout.flush()
+
+
+COMMANDS = {
+    "serve": _serve,
+    "dev": _dev,
+    "translate": _translate,
+    "tail": _tail,
+    "check-config": _check_config,
+    "devstack": _devstack,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

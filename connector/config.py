@@ -1,0 +1,142 @@
+"""The connector's YAML config: loading, validation, environment overrides.
+
+Validation errors name the key and the problem, so `check-config` and start-up can say exactly
+what is wrong. Endpoints can be overridden from the environment (MMS_KAFKA_BOOTSTRAP_SERVERS,
+MMS_SCHEMA_REGISTRY_URL) so one file serves every environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from connector.callback import Limits
+from connector.providers import PROVIDERS
+
+Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaConfig(Strict):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Extra librdkafka settings (e.g. security.protocol, linger.ms); the delivery guarantees
+    # (acks=all, idempotence) are not overridable here.
+    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class RegistryConfig(Strict):
+    url: str = "http://127.0.0.1:8081"
+    compatibility: Compatibility = "BACKWARD_TRANSITIVE"
+
+
+class ServerConfig(Strict):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class MediaConfig(Strict):
+    root: Path = Path("var/media")
+
+
+class ProviderConfig(Strict):
+    enabled: bool = False
+    path: str | None = None
+    topic: str = "mms.events"
+    # Reply 503 when Kafka has not acknowledged within this time; below the provider's timeout.
+    deadline_seconds: float = Field(8.0, gt=0, le=120)
+    default_country: str | None = Field(None, min_length=2, max_length=2)
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_parts: int = Field(50, gt=0)
+    max_part_bytes: int = Field(5 * 1024 * 1024, gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError("must start with '/'")
+        return v
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        if not v or len(v) > 249 or not all(c.isalnum() or c in "._-" for c in v):
+            raise ValueError("must be 1-249 characters of letters, digits, '.', '_' or '-'")
+        return v
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_parts=self.max_parts, max_part_bytes=self.max_part_bytes)
+
+
+class Config(Strict):
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    schema_registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+
+    @field_validator("providers")
+    @classmethod
+    def _known(cls, v: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        unknown = sorted(set(v) - set(PROVIDERS))
+        if unknown:
+            raise ValueError(f"unknown provider {unknown[0]!r}; known: {', '.join(PROVIDERS)}")
+        return v
+
+    def enabled(self) -> dict[str, ProviderConfig]:
+        return {name: p for name, p in self.providers.items() if p.enabled}
+
+    def route_path(self, name: str) -> str:
+        return self.providers[name].path or f"/callbacks/{name}"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names each bad key."""
+
+
+def load(path: Path | str | None, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ) if env is None else env
+    raw: Any = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    _apply_env(raw, env)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def for_provider(name: str, env: dict[str, str] | None = None) -> Config:
+    """Defaults with one provider enabled (what `translate` uses without --config)."""
+    if name not in PROVIDERS:
+        raise ConfigError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
+    config = load(None, env)
+    config.providers[name] = ProviderConfig(enabled=True)
+    return config
+
+
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+    if servers := env.get("MMS_KAFKA_BOOTSTRAP_SERVERS"):
+        raw.setdefault("kafka", {})["bootstrap_servers"] = servers
+    if url := env.get("MMS_SCHEMA_REGISTRY_URL"):
+        raw.setdefault("schema_registry", {})["url"] = url
+
+
+def _describe(exc: ValidationError, path: Path | str | None) -> str:
+    lines = [f"{path or 'config'}: {exc.error_count()} problem(s)"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Shared helpers for provider parsers: JSON, timestamps and phone numbers.
+
+Everything here raises `Refusal` (never anything else) on bad input, so provider modules can
+call these without their own try/except around each field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import phonenumbers
+
+from connector.callback import Refusal
+
+MAX_JSON_DEPTH = 32
+# Short codes are 3-8 digits in the markets these providers serve; never re-format them.
+MAX_SHORT_CODE_DIGITS = 8
+
+
+def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refusal("invalid_json", f"body is not valid JSON: {exc}") from None
+    if _depth(data) > max_depth:
+        raise Refusal("json_too_deep", f"JSON nesting deeper than {max_depth} levels")
+    return data
+
+
+def _depth(value: Any) -> int:
+    # Iterative so hostile nesting cannot exhaust the Python stack.
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def parse_time(value: Any, field: str) -> datetime:
+    """Any ISO-8601 form providers send (Z, offsets, fractions, none) as an aware UTC datetime.
+
+    A time without an offset is taken as UTC: every seed provider documents its times in UTC
+    or with an offset.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise Refusal("invalid_time", f"{field}: expected an ISO-8601 timestamp, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Refusal("invalid_time", f"{field}: not an ISO-8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def optional_time(value: Any, field: str) -> datetime | None:
+    return None if value in (None, "") else parse_time(value, field)
+
+
+def normalize_number(raw: str, default_country: str | None) -> str:
+    """E.164 where the form is unambiguous; otherwise the number as sent (trimmed).
+
+    '+...' numbers are parsed as international. Bare digits longer than a short code are read
+    as national numbers of `default_country` when one is configured, else as international
+    digits without the '+' (how Sinch and OpenMarket send them) if that makes a valid number.
+    """
+    number = raw.strip()
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if not digits or len(digits) <= MAX_SHORT_CODE_DIGITS:
+        return number
+    candidates: list[tuple[str, str | None]] = []
+    if number.startswith("+"):
+        candidates.append((number, None))
+    else:
+        if default_country:
+            candidates.append((digits, default_country))
+        candidates.append(("+" + digits, None))
+    for text, region in candidates:
+        try:
+            parsed = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return number
+
+
+def expect_str(value: Any, field: str, *, required: bool = False) -> str | None:
+    """A string field; numbers are accepted and kept as their text (ids are often numeric)."""
+    if value is None or value == "":
+        if required:
+            raise Refusal("missing_field", f"{field} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Refusal("invalid_field", f"{field}: expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def expect_str_list(value: Any, field: str) -> list[str]:
+    """A list of strings; a single string is accepted as a list of one (providers do both)."""
+    if value is None:
+        return []
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return [str(value)]
+    if not isinstance(value, list):
+        raise Refusal("invalid_field", f"{field}: expected a list of strings")
+    return [s for item in value if (s := expect_str(item, field)) is not None]

@@ -1,0 +1,134 @@
+"""Bandwidth Messaging API v2 callbacks: a JSON array of message events.
+
+Types: message-received (inbound), message-sending, message-delivered, message-failed
+(outbound). `message.owner` is our number for this copy of the message (for group messages it
+need not be to[0]). Bandwidth retries anything but a 2xx for up to 24 hours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.callback import Callback, Provider, Refusal, TranslateContext
+from connector.parsing import (
+    expect_str,
+    expect_str_list,
+    normalize_number,
+    optional_time,
+    parse_json,
+)
+from connector.record import (
+    Direction,
+    EventType,
+    Media,
+    MmsEvent,
+    attribute_value,
+    event_id,
+    flatten_attributes,
+)
+
+NAME = "bandwidth-v2"
+
+EVENT_TYPES: dict[str, EventType] = {
+    "message-received": "received",
+    "message-sending": "sending",
+    "message-delivered": "delivered",
+    "message-failed": "failed",
+}
+DIRECTIONS: dict[str, Direction] = {"in": "inbound", "out": "outbound"}
+
+# Fields with a canonical home; everything else lands in attributes.
+CONSUMED = {
+    "type", "time", "errorCode", "message.id", "message.owner", "message.direction",
+    "message.from", "message.to", "message.text", "message.media", "message.applicationId",
+    "message.tag", "message.segmentCount",
+}  # fmt: skip
+
+
+def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+    data = parse_json(callback.body)
+    events = data if isinstance(data, list) else [data]
+    if not events:
+        raise Refusal("no_events", "the callback holds an empty list of events")
+    return [_event(item, i, callback, ctx) for i, item in enumerate(events)]
+
+
+def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> MmsEvent:
+    where = f"events[{index}]"
+    if not isinstance(item, dict):
+        raise Refusal("invalid_event", f"{where}: expected an object")
+    message = item.get("message")
+    if not isinstance(message, dict):
+        raise Refusal("missing_field", f"{where}.message is required")
+
+    raw_type = expect_str(item.get("type"), f"{where}.type", required=True)
+    event_type = EVENT_TYPES.get(raw_type or "")
+    if event_type is None:
+        raise Refusal("unknown_event_type", f"{where}.type {raw_type!r} is not a message event")
+    raw_direction = expect_str(message.get("direction"), f"{where}.message.direction")
+    direction = DIRECTIONS.get(raw_direction or "") or (
+        "inbound" if event_type == "received" else "outbound"
+    )
+
+    message_id = expect_str(message.get("id"), f"{where}.message.id", required=True)
+    raw_from = expect_str(message.get("from"), f"{where}.message.from")
+    raw_to = expect_str_list(message.get("to"), f"{where}.message.to")
+    raw_owner = expect_str(message.get("owner"), f"{where}.message.owner")
+    if raw_owner is None:
+        # Documented rule when owner is absent: outbound from our number, inbound to it.
+        raw_owner = raw_from if direction == "outbound" else (raw_to[0] if raw_to else None)
+    if raw_owner is None:
+        raise Refusal("missing_field", f"{where}.message.owner is required")
+
+    country = ctx.default_country
+    owner = normalize_number(raw_owner, country)
+    sender = normalize_number(raw_from, country) if raw_from is not None else None
+    recipients = [normalize_number(n, country) for n in raw_to]
+
+    time = item.get("time")
+    occurred_at = optional_time(time, f"{where}.time")
+    failed = event_type == "failed"
+    attributes = flatten_attributes(item, CONSUMED | ({"description"} if failed else set()))
+    # Keep the digits as sent wherever E.164 changed them.
+    for key, raw, mapped in (("owner", raw_owner, owner), ("from", raw_from, sender)):
+        if raw != mapped and raw is not None:
+            attributes[f"raw.{key}"] = raw
+    if raw_to != recipients:
+        attributes["raw.to"] = attribute_value(raw_to)
+
+    segments = message.get("segmentCount")
+    if not (isinstance(segments, int) and not isinstance(segments, bool) and segments >= 0):
+        if segments is not None:
+            attributes["message.segmentCount"] = attribute_value(segments)
+        segments = None
+    return MmsEvent(
+        event_id=event_id(NAME, message_id, raw_owner, raw_type, time),
+        provider=NAME,
+        event_type=event_type,
+        direction=direction,
+        owner=owner,
+        received_at=callback.received_at,
+        from_=sender,
+        to=recipients,
+        text=expect_str(message.get("text"), f"{where}.message.text"),
+        media=[_media(uri) for uri in expect_str_list(message.get("media"), f"{where}.media")],
+        provider_message_id=message_id,
+        application_id=expect_str(message.get("applicationId"), f"{where}.applicationId"),
+        tag=expect_str(message.get("tag"), f"{where}.message.tag"),
+        occurred_at=occurred_at,
+        segment_count=segments,
+        error_code=expect_str(item.get("errorCode"), f"{where}.errorCode"),
+        error_description=expect_str(item.get("description"), f"{where}.description")
+        if failed
+        else None,
+        attributes=attributes,
+    )
+
+
+def _media(uri: str) -> Media:
+    # Bandwidth media URLs end in the file name: .../media/<id>/0/picture.jpg
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    return Media(uri=uri, filename=name or None)
+
+
+PROVIDER = Provider(NAME, translate)

@@ -1,0 +1,114 @@
+"""The Kafka producer, with delivery reports bridged to asyncio futures.
+
+`produce()` only enqueues (it never waits on the network), so it runs on the event loop; a
+background thread serves delivery reports and resolves each message's future on the loop. A
+callback is acknowledged only when every one of its futures has resolved successfully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+log = logging.getLogger(__name__)
+
+# The guarantees the connector promises; config may tune batching but never weaken these.
+GUARANTEES: dict[str, str | int | bool] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "max.in.flight.requests.per.connection": 5,
+}
+DEFAULTS: dict[str, str | int | float | bool] = {
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    # Give up well after any provider deadline so late deliveries still land (the retry is
+    # then a duplicate with the same event_id) but memory does not hold messages forever.
+    "message.timeout.ms": 120_000,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Sequence[tuple[str, bytes]]
+
+
+class PublishError(Exception):
+    """Kafka did not take or did not acknowledge a record: the callback must not be acked."""
+
+
+class Publisher:
+    def __init__(self, bootstrap_servers: str, extra: Mapping[str, str | int | float | bool]):
+        conf = {**DEFAULTS, **extra, **GUARANTEES, "bootstrap.servers": bootstrap_servers}
+        conf["error_cb"] = self._on_error
+        self._producer = Producer(conf)
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.1)
+
+    @staticmethod
+    def _on_error(err: KafkaError) -> None:
+        log.warning("kafka: %s", err)
+
+    async def publish(self, messages: Sequence[OutMessage]) -> None:
+        """Produce every message and wait for all delivery reports; raise if any failed."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for msg in messages:
+            fut: asyncio.Future[None] = loop.create_future()
+            try:
+                self._producer.produce(
+                    msg.topic,
+                    value=msg.value,
+                    key=msg.key,
+                    headers=list(msg.headers),
+                    on_delivery=_resolver(loop, fut),
+                )
+            except (BufferError, KafkaException) as exc:
+                fut.cancel()
+                raise PublishError(f"producer refused the record: {exc}") from exc
+            futures.append(fut)
+        await asyncio.gather(*futures)
+
+    def ping(self, timeout: float = 5.0) -> None:
+        """Raise unless the cluster answers a metadata request (readiness)."""
+        self._producer.list_topics(timeout=timeout)
+
+    def close(self, timeout: float = 30.0) -> int:
+        """Flush what is queued (graceful shutdown); returns how many records were left."""
+        remaining = self._producer.flush(timeout)
+        self._stopping.set()
+        self._poller.join()
+        return remaining
+
+
+def _resolver(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]
+) -> Callable[[KafkaError | None, Message], None]:
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        # The loop may already be closed when the final flush at shutdown reports.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, fut, err)
+
+    return on_delivery
+
+
+def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
+    if fut.done():  # the request gave up waiting (deadline); the record may still have landed
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(PublishError(f"delivery failed: {err.str()}"))

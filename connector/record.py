@@ -1,0 +1,91 @@
+"""The canonical MMS event: what every provider callback becomes, one per event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+EventType = Literal["received", "sending", "sent", "delivered", "failed"]
+Direction = Literal["inbound", "outbound"]
+
+# Fixed namespace so every replica derives the same UUIDv5 for the same provider identity.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a0e-3b1d-5c8e-9a47-2d0b8e4f7a10")
+
+
+def event_id(provider: str, *identity: object) -> str:
+    """Deterministic event id from the provider's own identity of the event.
+
+    Retries of one callback carry the same identity, so they get the same id on any replica.
+    """
+    parts = "\x1f".join("" if p is None else str(p) for p in identity)
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{provider}\x1e{parts}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    uri: str
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    filename: str | None = None
+
+
+@dataclass(slots=True)
+class MmsEvent:
+    event_id: str
+    provider: str
+    event_type: EventType
+    direction: Direction
+    owner: str
+    received_at: datetime
+    from_: str | None = None
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    text: str | None = None
+    subject: str | None = None
+    media: list[Media] = field(default_factory=list)
+    provider_message_id: str | None = None
+    application_id: str | None = None
+    tag: str | None = None
+    occurred_at: datetime | None = None
+    segment_count: int | None = None
+    error_code: str | None = None
+    error_description: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def to_avro(self) -> dict[str, Any]:
+        """The record as the Avro schema names its fields (`from` is a Python keyword)."""
+        d = asdict(self)
+        d["from"] = d.pop("from_")
+        return d
+
+
+def attribute_value(value: object) -> str:
+    """Attributes are a map of strings: keep strings as they are, JSON-encode the rest."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def flatten_attributes(
+    data: dict[str, Any], consumed: set[str], prefix: str = ""
+) -> dict[str, str]:
+    """Every field of `data` not in `consumed` (dotted paths), so nothing is lost in translation.
+
+    Nested objects are walked so their unmapped fields get their own dotted keys; arrays and
+    scalars are kept whole.
+    """
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if path in consumed:
+            continue
+        if isinstance(value, dict):
+            out.update(flatten_attributes(value, consumed, f"{path}."))
+        elif value is not None:
+            out[path] = attribute_value(value)
+    return out
