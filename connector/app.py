@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -30,9 +31,17 @@ log = logging.getLogger("connector.callbacks")
 RETRY_AFTER_SECONDS = "5"
 
 
+@dataclass
+class Runtime:
+    """What the lifespan builds and the handlers use."""
+
+    codec: Codec | None = None
+    publisher: Publisher | None = None
+
+
 def create_app(config: Config) -> Starlette:
     routes = pipeline.routes(config)
-    state: dict[str, object] = {}
+    runtime = Runtime()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -42,7 +51,7 @@ def create_app(config: Config) -> Starlette:
             schema_id = await asyncio.to_thread(codec.register, topic)
             log.info("schema registered for topic %s: id %s", topic, schema_id)
         publisher = Publisher(config.kafka.bootstrap_servers, config.kafka.producer)
-        state.update(codec=codec, publisher=publisher)
+        runtime.codec, runtime.publisher = codec, publisher
         try:
             yield
         finally:
@@ -50,9 +59,9 @@ def create_app(config: Config) -> Starlette:
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)
 
-    def endpoint(route: pipeline.Route):  # noqa: ANN202 - Starlette endpoint
+    def endpoint(route: pipeline.Route) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
-            return await _handle(route, request, state["codec"], state["publisher"])  # type: ignore[arg-type]
+            return await _handle(route, request, runtime)
 
         return handle
 
@@ -60,11 +69,10 @@ def create_app(config: Config) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        publisher = state.get("publisher")
-        if not isinstance(publisher, Publisher):
+        if runtime.publisher is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         try:
-            await asyncio.to_thread(publisher.ping, 2.0)
+            await asyncio.to_thread(runtime.publisher.ping, 2.0)
         except Exception as exc:
             return JSONResponse({"status": "kafka unreachable", "detail": str(exc)}, 503)
         return JSONResponse({"status": "ready"})
@@ -74,9 +82,9 @@ def create_app(config: Config) -> Starlette:
     return Starlette(routes=http_routes, lifespan=lifespan)
 
 
-async def _handle(
-    route: pipeline.Route, request: Request, codec: Codec, publisher: Publisher
-) -> Response:
+async def _handle(route: pipeline.Route, request: Request, runtime: Runtime) -> Response:
+    codec, publisher = runtime.codec, runtime.publisher
+    assert codec is not None and publisher is not None  # set by the lifespan before serving
     started = time.perf_counter()
     request_id = request.headers.get("x-request-id", "")
     try:
