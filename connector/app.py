@@ -55,7 +55,7 @@ def create_app(config: Config) -> Starlette:
         try:
             yield
         finally:
-            left = await asyncio.to_thread(publisher.close)
+            left = await asyncio.to_thread(publisher.close, config.kafka.flush_timeout_seconds)
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)
 

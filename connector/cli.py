@@ -100,11 +100,11 @@ Callback endpoints:"""
 
 Send a Bandwidth v2 callback:
   curl -s -X POST -H 'Content-Type: application/json' --data @{sample} \\
-       {base}{config.route_path('bandwidth-v2')}
+       {base}{config.route_path("bandwidth-v2")}
 See what consumers see (another terminal):
   MMS_KAFKA_BOOTSTRAP_SERVERS={endpoints.bootstrap_servers} \\
   MMS_SCHEMA_REGISTRY_URL={endpoints.registry_url} \\
-  .venv/bin/mms-connector tail --topic {config.providers['bandwidth-v2'].topic} --from-beginning
+  .venv/bin/mms-connector tail --topic {config.providers["bandwidth-v2"].topic} --from-beginning
 Stop the local Kafka and registry afterwards: .venv/bin/mms-connector devstack down
 """,
         flush=True,
@@ -117,9 +117,7 @@ def _translate(args: argparse.Namespace) -> int:
     import fastavro
     import fastavro.validation
 
-    config = (
-        config_mod.load(args.config) if args.config else config_mod.for_provider(args.provider)
-    )
+    config = config_mod.load(args.config) if args.config else config_mod.for_provider(args.provider)
     route = next((r for r in pipeline.routes(config) if r.name == args.provider), None)
     if route is None:
         raise config_mod.ConfigError(f"provider {args.provider!r} is not enabled in the config")
@@ -204,7 +202,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _devstack(args: argparse.Namespace) -> int:
-    from connector.devstack.__main__ import main as devstack_main
+    from connector.devstack import main as devstack_main
 
     return devstack_main([args.action])
 

@@ -29,6 +29,8 @@ class KafkaConfig(Strict):
     # Extra librdkafka settings (e.g. security.protocol, linger.ms); the delivery guarantees
     # (acks=all, idempotence) are not overridable here.
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # On shutdown, how long to wait for queued records to be acknowledged.
+    flush_timeout_seconds: float = Field(30.0, ge=0)
 
 
 class RegistryConfig(Strict):

@@ -1,0 +1,149 @@
+"""Bandwidth v2 callbacks over HTTP into the real Kafka, read back through the real registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+
+from connector.codec import subject
+from connector.config import Config
+from connector.devstack import Endpoints
+from connector.record import event_id
+from tests.helpers import payload
+from tests.integration.conftest import free_port, running
+
+pytestmark = pytest.mark.integration
+
+
+def test_callbacks_arrive_as_avro_records(make_config, consume, topic, endpoints) -> None:
+    config = make_config({"bandwidth-v2": {"enabled": True, "topic": topic}})
+    received = payload("bandwidth_v2", "message_received_mms.json")
+    statuses = payload("bandwidth_v2", "message_delivered_and_failed.json")
+    before = datetime.now(UTC)
+    with running(config) as base:
+        first = httpx.post(f"{base}/callbacks/bandwidth-v2", content=received, timeout=30)
+        second = httpx.post(f"{base}/callbacks/bandwidth-v2", content=statuses, timeout=30)
+    after = datetime.now(UTC)
+
+    assert first.status_code == 200, first.text
+    assert second.status_code == 200, second.text
+    records = consume(topic, 3)
+    assert len(records) == 3
+    ids = [r.value["event_id"] for r in records]
+    assert first.json()["event_ids"] + second.json()["event_ids"] == ids
+
+    inbound = records[0]
+    assert inbound.key == "+19195554321"
+    assert inbound.headers == {
+        "event_id": ids[0],
+        "provider": "bandwidth-v2",
+        "event_type": "received",
+    }
+    # Confluent wire format: magic byte 0, then the 4-byte id of the schema in the registry.
+    assert inbound.raw_value[0] == 0
+    value = dict(inbound.value)
+    received_at = value.pop("received_at")
+    assert before <= received_at <= after
+    media_base = "https://messaging.bandwidth.com/api/v2/users/5559876/media/"
+    assert value == {
+        "event_id": event_id(
+            "bandwidth-v2",
+            "1710428966534ia3vkyfcpd4bf7sk",
+            "+19195554321",
+            "message-received",
+            "2024-03-14T15:09:26.535Z",
+        ),
+        "provider": "bandwidth-v2",
+        "event_type": "received",
+        "direction": "inbound",
+        "owner": "+19195554321",
+        "from": "+17045551234",
+        "to": ["+19195554321"],
+        "cc": [],
+        "bcc": [],
+        "text": "Here's the photo 📷 from Saturday",
+        "subject": None,
+        "media": [
+            {
+                "uri": media_base + "14762070468292kw2fuqty55yp2b2/0/IMG_4021.jpg",
+                "content_type": None,
+                "size": None,
+                "sha256": None,
+                "filename": "IMG_4021.jpg",
+            },
+            {
+                "uri": media_base + "14762070468292kw2fuqty55yp2b2/1/smil.xml",
+                "content_type": None,
+                "size": None,
+                "sha256": None,
+                "filename": "smil.xml",
+            },
+        ],
+        "provider_message_id": "1710428966534ia3vkyfcpd4bf7sk",
+        "application_id": "93de2206-9669-4e07-948d-329f4b722ee2",
+        "tag": None,
+        "occurred_at": datetime(2024, 3, 14, 15, 9, 26, 535000, tzinfo=UTC),
+        "segment_count": 1,
+        "error_code": None,
+        "error_description": None,
+        "attributes": {
+            "description": "Incoming message received",
+            "to": "+19195554321",
+            "message.time": "2024-03-14T15:09:26.526Z",
+        },
+    }
+
+    delivered, failed = records[1], records[2]
+    assert (delivered.key, failed.key) == ("+19196494865", "+19196494865")
+    assert delivered.headers["event_type"] == "delivered"
+    assert failed.headers["event_type"] == "failed"
+    assert (failed.value["error_code"], failed.value["error_description"]) == (
+        "4405",
+        "rejected-unallocated-from-number",
+    )
+    assert failed.value["attributes"]["carrierName"] == "T-Mobile USA, Inc."
+    assert delivered.value["tag"] == "campaign-42"
+
+    # The schema is registered under the topic's subject with an explicit compatibility level.
+    registry = httpx.get(f"{endpoints.registry_url}/config/{subject(topic)}", timeout=10).json()
+    assert registry["compatibilityLevel"] == "BACKWARD_TRANSITIVE"
+
+
+def test_refused_callback_publishes_nothing(make_config, consume, topic) -> None:
+    config = make_config({"bandwidth-v2": {"enabled": True, "topic": topic}})
+    with running(config) as base:
+        bad = httpx.post(f"{base}/callbacks/bandwidth-v2", content=b"[{]", timeout=30)
+        good = httpx.post(
+            f"{base}/callbacks/bandwidth-v2",
+            content=payload("bandwidth_v2", "message_sending.json"),
+            timeout=30,
+        )
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "invalid_json"
+    assert good.status_code == 200
+    records = consume(topic, 2, timeout=5)
+    assert [r.value["event_type"] for r in records] == ["sending"]
+
+
+def test_kafka_unreachable_is_503_not_2xx(endpoints: Endpoints, tmp_path) -> None:
+    config = Config.model_validate(
+        {
+            # A registry that works, a broker address where nothing listens.
+            "kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}", "flush_timeout_seconds": 1},
+            "schema_registry": {"url": endpoints.registry_url},
+            "media": {"root": str(tmp_path)},
+            "providers": {"bandwidth-v2": {"enabled": True, "deadline_seconds": 2}},
+        }
+    )
+    with running(config) as base:
+        reply = httpx.post(
+            f"{base}/callbacks/bandwidth-v2",
+            content=payload("bandwidth_v2", "message_sending.json"),
+            timeout=30,
+        )
+    assert reply.status_code == 503
+    assert reply.headers["retry-after"] == "5"
+    assert orjson.loads(reply.content)["error"] == "kafka_unavailable"
