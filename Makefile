@@ -1,0 +1,29 @@
+# Two entry points on a fresh machine: `make dev` (connector end to end on a local Kafka and
+# registry) and `make test` (lint and the whole test suite, services included).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: dev test lint stack-down clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+dev: $(VENV)/.installed
+	$(VENV)/bin/mms-connector dev
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check connector tests
+	$(VENV)/bin/ruff format --check connector tests
+
+test: lint
+	$(PY) -m pytest
+
+stack-down: $(VENV)/.installed
+	$(VENV)/bin/mms-connector devstack down
+	MMS_DEVSTACK_HOME=.devstack/test $(VENV)/bin/mms-connector devstack down
+
+clean: stack-down
+	rm -rf $(VENV) .devstack var
