@@ -1,8 +1,9 @@
-"""The Starlette app: one callback route per enabled provider, plus health endpoints.
+"""The Starlette app: one callback route per enabled provider, health and metrics endpoints.
 
-A callback is answered 2xx only after Kafka acknowledged every record it produced; when Kafka
-is down or slower than the provider's deadline the answer is 503 with Retry-After, so the
-provider retries (the retry carries the same event ids).
+A callback is answered 2xx only once every record it produced is acknowledged by Kafka, or, for
+a callback that cannot be translated, once it is safe in the dead-letter topic. When Kafka is
+down or slower than the provider's deadline the answer is 503 with Retry-After, so the provider
+retries; the retry carries the same event ids and is not produced twice (see dedupe).
 """
 
 from __future__ import annotations
@@ -10,20 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from confluent_kafka import KafkaException
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
-from connector import pipeline
-from connector.callback import Callback, Refusal, Reply
-from connector.codec import Codec, registry_client
+from connector import auth, dead_letters, metrics, pipeline
+from connector.callback import Callback, Refusal, Reply, refused_json
+from connector.codec import DEAD_LETTER_SCHEMA, Codec, registry_client
 from connector.config import Config
+from connector.consumer import recent_event_ids
+from connector.dedupe import Window
 from connector.publisher import OutMessage, Publisher, PublishError
 
 log = logging.getLogger("connector.callbacks")
@@ -33,35 +39,52 @@ RETRY_AFTER_SECONDS = "5"
 
 @dataclass
 class Runtime:
-    """What the lifespan builds and the handlers use."""
+    """What the lifespan builds and the handlers share."""
 
+    config: Config
+    window: Window
     codec: Codec | None = None
     publisher: Publisher | None = None
+    in_flight: int = 0
 
 
-def create_app(config: Config) -> Starlette:
-    routes = pipeline.routes(config)
-    runtime = Runtime()
+@dataclass(frozen=True)
+class Endpoint:
+    route: pipeline.Route
+    auth: auth.Authenticator
+    secret_headers: frozenset[str]
+
+
+def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
+    env = os.environ if env is None else env
+    runtime = Runtime(config, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
+    endpoints = [_endpoint(route, env) for route in pipeline.routes(config)]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        client = registry_client(config.schema_registry.url)
-        codec = Codec(client, config.schema_registry.compatibility)
-        for topic in sorted({r.settings.topic for r in routes}):
-            schema_id = await asyncio.to_thread(codec.register, topic)
-            log.info("schema registered for topic %s: id %s", topic, schema_id)
-        publisher = Publisher(config.kafka.bootstrap_servers, config.kafka.producer)
-        runtime.codec, runtime.publisher = codec, publisher
+        await asyncio.to_thread(_start, runtime, [e.route for e in endpoints])
         try:
             yield
         finally:
-            left = await asyncio.to_thread(publisher.close, config.kafka.flush_timeout_seconds)
+            assert runtime.publisher is not None
+            left = await asyncio.to_thread(
+                runtime.publisher.close, config.kafka.flush_timeout_seconds
+            )
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)
 
-    def endpoint(route: pipeline.Route) -> Callable[[Request], Awaitable[Response]]:
+    def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
-            return await _handle(route, request, runtime)
+            if runtime.in_flight >= config.server.max_in_flight:
+                metrics.CALLBACKS.labels(endpoint.route.name, "overloaded").inc()
+                return _unavailable("overloaded", "too many callbacks in flight; retry later")
+            runtime.in_flight += 1
+            metrics.IN_FLIGHT.inc()
+            try:
+                return await _handle(endpoint, request, runtime)
+            finally:
+                runtime.in_flight -= 1
+                metrics.IN_FLIGHT.dec()
 
         return handle
 
@@ -77,55 +100,201 @@ def create_app(config: Config) -> Starlette:
             return JSONResponse({"status": "kafka unreachable", "detail": str(exc)}, 503)
         return JSONResponse({"status": "ready"})
 
-    http_routes = [HttpRoute(r.path, endpoint(r), methods=["POST"]) for r in routes]
-    http_routes += [HttpRoute("/healthz", healthz), HttpRoute("/readyz", readyz)]
-    return Starlette(routes=http_routes, lifespan=lifespan)
+    async def prometheus(_request: Request) -> Response:
+        metrics.DEDUPE_ENTRIES.set(len(runtime.window))
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-
-async def _handle(route: pipeline.Route, request: Request, runtime: Runtime) -> Response:
-    codec, publisher = runtime.codec, runtime.publisher
-    assert codec is not None and publisher is not None  # set by the lifespan before serving
-    started = time.perf_counter()
-    request_id = request.headers.get("x-request-id", "")
-    try:
-        body = await _read_body(request, route.settings.max_body_bytes)
-        callback = Callback(
-            body=body,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            received_at=datetime.now(UTC),
-            content_type=request.headers.get("content-type", ""),
+    routes = [
+        HttpRoute(
+            e.route.path + ("/{token}" if e.auth.token_in_path else ""),
+            handler(e),
+            methods=["POST"],
         )
+        for e in endpoints
+    ]
+    routes += [
+        HttpRoute("/healthz", healthz),
+        HttpRoute("/readyz", readyz),
+        HttpRoute("/metrics", prometheus),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _endpoint(route: pipeline.Route, env: Mapping[str, str]) -> Endpoint:
+    settings = route.settings.auth
+    token_header = settings.token.header if settings.token else None
+    return Endpoint(
+        route=route,
+        auth=auth.Authenticator(settings, env, f"providers.{route.name}.auth"),
+        secret_headers=frozenset({token_header.lower()} if token_header else ()),
+    )
+
+
+def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
+    """Register schemas (setting compatibility), rebuild the dedupe window, start producing."""
+    config = runtime.config
+    codec = Codec(registry_client(config.schema_registry.url), config.schema_registry.compatibility)
+    topics = sorted({r.settings.topic for r in routes})
+    for topic in topics:
+        log.info("schema for %s registered: id %s", topic, codec.register(topic))
+    dlq = config.dead_letters.topic
+    log.info("schema for %s registered: id %s", dlq, codec.register(dlq, DEAD_LETTER_SCHEMA))
+    if config.dedupe.rebuild_on_start and config.dedupe.window_seconds > 0:
+        try:
+            seen = recent_event_ids(
+                config.kafka.bootstrap_servers, topics, config.dedupe.window_seconds
+            )
+        except KafkaException as exc:
+            # Serving matters more than the window: callbacks still fail safe (503) while
+            # Kafka is away, and consumers still have deterministic ids to drop repeats by.
+            log.warning("dedupe window not rebuilt, Kafka unreachable: %s", exc)
+        else:
+            runtime.window.remember(seen)
+            log.info("dedupe window rebuilt from Kafka: %d event id(s)", len(runtime.window))
+    runtime.codec = codec
+    runtime.publisher = Publisher(config.kafka.bootstrap_servers, config.kafka.producer)
+
+
+async def _handle(endpoint: Endpoint, request: Request, runtime: Runtime) -> Response:
+    route = endpoint.route
+    started = time.perf_counter()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    outcome = _Outcome(route.name, headers.get("x-request-id", ""), started)
+    try:
+        endpoint.auth.check(
+            auth.Request(
+                headers,
+                request.client.host if request.client else None,
+                request.path_params.get("token"),
+            )
+        )
+    except Refusal as refusal:
+        # Nothing published, nothing dead-lettered: an unauthenticated body is not ours to keep.
+        outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
+        extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if refusal.status == 401 else {}
+        return _reply(_refusal_json(refusal, extra))
+
+    try:
+        body = await asyncio.wait_for(
+            _read_body(request, route.settings.max_body_bytes), route.settings.read_timeout_seconds
+        )
+    except Refusal as refusal:
+        outcome.log("refused", logging.WARNING, error=refusal.code, detail=refusal.detail)
+        return _reply(route.provider.refused(refusal))
+    except (TimeoutError, ClientDisconnect):
+        outcome.log("refused", logging.WARNING, error="body_timeout")
+        return _reply(_refusal_json(Refusal("body_timeout", "request body not received", 408)))
+
+    callback = Callback(body, headers, datetime.now(UTC), headers.get("content-type", ""))
+    try:
         outgoing = pipeline.translate(route, callback)
     except Refusal as refusal:
-        log.warning("%s refused %s: %s", route.name, request_id, refusal)
-        return _response(route.provider.refused(refusal))
+        return await _dead_letter(endpoint, callback, refusal, runtime, outcome)
+    return await _publish(route, outgoing, runtime, outcome)
 
+
+async def _publish(
+    route: pipeline.Route, outgoing: list[pipeline.Outgoing], runtime: Runtime, outcome: _Outcome
+) -> Response:
+    codec, publisher, window = runtime.codec, runtime.publisher, runtime.window
+    assert codec is not None and publisher is not None  # set by the lifespan before serving
+    ids = [o.event.event_id for o in outgoing]
+    fresh, waits, claimed = [], [], set()
+    for o in outgoing:
+        event_id = o.event.event_id
+        pending = window.pending(event_id)
+        if pending is not None:
+            waits.append(pending)  # another request is publishing this event right now
+        elif not window.seen(event_id) and event_id not in claimed:
+            fresh.append(o)
+            claimed.add(event_id)
     try:
-        messages = [
-            OutMessage(o.topic, o.key.encode(), codec.encode(o.topic, o.value()), o.kafka_headers())
-            for o in outgoing
-        ]
+        messages = [o.message(codec) for o in fresh]
     except Exception:
-        # A record the schema rejects is our bug, not the provider's: never a 2xx, no traceback out.
-        log.exception("%s: record does not encode %s", route.name, request_id)
+        # A record the schema rejects is our bug, not the provider's: never a 2xx.
+        logging.getLogger(__name__).exception("%s: record does not encode", route.name)
+        outcome.log("failed", logging.ERROR, event_ids=ids, error="encoding_failed")
         return JSONResponse({"error": "encoding_failed"}, status_code=500)
+
+    window.claim(claimed)
+    # The publish goes on even if this request stops waiting (deadline): a late delivery is
+    # still recorded in the window, so the provider's retry is not produced a second time.
+    task = asyncio.ensure_future(publisher.publish(messages))
+    task.add_done_callback(lambda t: window.settle(claimed, t.exception()))
+    everything = asyncio.gather(task, *waits)
+    # Retrieve a late failure nobody waits for any more (it is already settled in the window).
+    everything.add_done_callback(lambda f: f.cancelled() or f.exception())
     try:
-        await asyncio.wait_for(publisher.publish(messages), route.settings.deadline_seconds)
-    except (PublishError, TimeoutError) as exc:
-        log.error("%s not acknowledged by Kafka %s: %s", route.name, request_id, exc or "timeout")
-        return JSONResponse(
-            {"error": "kafka_unavailable", "detail": "not stored yet; retry later"},
-            status_code=503,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        await asyncio.wait_for(asyncio.shield(everything), route.settings.deadline_seconds)
+    except (PublishError, TimeoutError, asyncio.CancelledError) as exc:
+        metrics.KAFKA_ERRORS.inc()
+        outcome.log("failed", logging.ERROR, event_ids=ids, error=str(exc) or "deadline")
+        return _unavailable("kafka_unavailable", "not stored yet; retry later")
+
+    for o in fresh:
+        metrics.RECORDS.labels(o.topic).inc()
+    duplicates = len(outgoing) - len(fresh)
+    if duplicates:
+        metrics.DUPLICATES.labels(route.name).inc(duplicates)
+    metrics.PRODUCE_LATENCY.labels(route.name).observe(time.perf_counter() - outcome.started)
+    outcome.log("published" if fresh else "duplicate", event_ids=ids, duplicates=duplicates)
+    return _reply(route.provider.accepted([o.event for o in outgoing]))
+
+
+async def _dead_letter(
+    endpoint: Endpoint, callback: Callback, refusal: Refusal, runtime: Runtime, outcome: _Outcome
+) -> Response:
+    route = endpoint.route
+    codec, publisher = runtime.codec, runtime.publisher
+    assert codec is not None and publisher is not None
+    topic = runtime.config.dead_letters.topic
+    letter = dead_letters.record(route.name, route.path, callback, refusal, endpoint.secret_headers)
+    try:
+        message = OutMessage(
+            topic,
+            route.name.encode(),
+            codec.encode(topic, letter),
+            [("provider", route.name.encode()), ("error_code", refusal.code.encode())],
         )
-    log.info(
-        "%s published %d event(s) %s in %.1f ms",
-        route.name,
-        len(outgoing),
-        ",".join(o.event.event_id for o in outgoing),
-        (time.perf_counter() - started) * 1000,
+        await asyncio.wait_for(publisher.publish([message]), route.settings.deadline_seconds)
+    except (PublishError, TimeoutError) as exc:
+        metrics.KAFKA_ERRORS.inc()
+        outcome.log("failed", logging.ERROR, error=refusal.code, detail=f"dead letter: {exc}")
+        return _unavailable("kafka_unavailable", "could not keep the callback; retry later")
+    metrics.DEAD_LETTERS.labels(route.name).inc()
+    outcome.log(
+        "dead_lettered",
+        logging.WARNING,
+        error=refusal.code,
+        detail=refusal.detail,
+        body_sha256=letter["body_sha256"],
     )
-    return _response(route.provider.accepted([o.event for o in outgoing]))
+    return _reply(route.provider.dead_lettered(refusal))
+
+
+@dataclass
+class _Outcome:
+    """One structured log line and one metric per callback, whatever its path."""
+
+    provider: str
+    request_id: str
+    started: float
+
+    def log(self, outcome: str, level: int = logging.INFO, **fields: object) -> None:
+        metrics.CALLBACKS.labels(self.provider, outcome).inc()
+        latency_ms = round((time.perf_counter() - self.started) * 1000, 2)
+        log.log(
+            level,
+            "callback %s",
+            outcome,
+            extra={
+                "provider": self.provider,
+                "outcome": outcome,
+                "request_id": self.request_id,
+                "latency_ms": latency_ms,
+                **fields,
+            },
+        )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -141,5 +310,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _response(reply: Reply) -> Response:
+def _refusal_json(refusal: Refusal, headers: Mapping[str, str] | None = None) -> Reply:
+    reply = refused_json(refusal)
+    return Reply(reply.status, reply.body, reply.media_type, dict(headers or {}))
+
+
+def _unavailable(code: str, detail: str) -> Response:
+    return JSONResponse(
+        {"error": code, "detail": detail},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def _reply(reply: Reply) -> Response:
     return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.media_type)

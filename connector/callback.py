@@ -80,3 +80,6 @@ class Provider:
     translate: Callable[[Callback, TranslateContext], list[MmsEvent]]
     accepted: Callable[[Sequence[MmsEvent]], Reply] = accepted_json
     refused: Callable[[Refusal], Reply] = refused_json
+    # The answer once an untranslatable callback is safe in the dead-letter topic: whatever
+    # stops this provider's pointless retries.
+    dead_lettered: Callable[[Refusal], Reply] = refused_json

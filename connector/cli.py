@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import asyncio
+import contextlib
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import orjson
 
 from connector import config as config_mod
-from connector import pipeline
+from connector import logs, pipeline
 from connector.callback import Callback, Refusal
 from connector.codec import current_schema, registry_client
 
@@ -50,11 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path)
 
+    dlq = sub.add_parser("dlq", help="dead letters: list them, or replay them through the parsers")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--config", type=Path, required=True)
+
     devstack = sub.add_parser("devstack", help="local Kafka + registry: up, down, status, fetch")
     devstack.add_argument("action", choices=["up", "down", "status", "fetch"])
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The service logs JSON lines for log pipelines; the tools log for people.
+    logs.configure(json=args.command in ("serve", "dev"))
     try:
         return COMMANDS[args.command](args)
     except config_mod.ConfigError as exc:
@@ -75,7 +82,14 @@ def _run(config: config_mod.Config, host: str, port: int) -> None:
 
     # Graceful shutdown: uvicorn stops accepting on SIGTERM, waits for in-flight requests, then
     # the app's lifespan flushes the producer.
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,  # one line per callback is logged by the app itself
+        timeout_graceful_shutdown=config.kafka.flush_timeout_seconds,
+    )
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -147,51 +161,97 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from confluent_kafka import Consumer
     from confluent_kafka.schema_registry.avro import AvroDeserializer
-    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from connector.consumer import follow
 
     config = config_mod.load(args.config)
-    deserialize = AvroDeserializer(registry_client(config.schema_registry.url))
-    consumer = Consumer(
-        {
-            "bootstrap.servers": config.kafka.bootstrap_servers,
-            "group.id": f"mms-connector-tail-{datetime.now(UTC).timestamp()}",
-            "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-            "enable.auto.commit": False,
-        }
+    deserializer = AvroDeserializer(registry_client(config.schema_registry.url))
+    messages = follow(
+        config.kafka.bootstrap_servers,
+        args.topic,
+        from_beginning=args.from_beginning,
+        idle_timeout=args.idle_timeout,
     )
-    consumer.subscribe([args.topic])
-    seen, idle_since = 0, datetime.now(UTC)
-    try:
-        while args.max is None or seen < args.max:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                idle = (datetime.now(UTC) - idle_since).total_seconds()
-                if args.idle_timeout is not None and idle > args.idle_timeout:
-                    break
-                continue
-            if msg.error():
-                print(f"kafka: {msg.error()}", file=sys.stderr)
-                continue
-            idle_since = datetime.now(UTC)
-            ctx = SerializationContext(msg.topic(), MessageField.VALUE)
-            _print_json(
-                {
-                    "topic": msg.topic(),
-                    "partition": msg.partition(),
-                    "offset": msg.offset(),
-                    "key": (msg.key() or b"").decode(),
-                    "headers": {k: v.decode() for k, v in msg.headers() or []},
-                    "value": deserialize(msg.value(), ctx),
-                }
-            )
-            seen += 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+    with contextlib.suppress(KeyboardInterrupt):
+        for seen, msg in enumerate(messages, start=1):
+            _print_json({**_metadata(msg), "value": _decode(deserializer, msg)})
+            if args.max is not None and seen >= args.max:
+                break
     return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+    from connector.consumer import read_until_end
+
+    config = config_mod.load(args.config)
+    deserializer = AvroDeserializer(registry_client(config.schema_registry.url))
+    routes = {r.name: r for r in pipeline.routes(config)}
+    letters = read_until_end(config.kafka.bootstrap_servers, config.dead_letters.topic)
+    if args.action == "list":
+        for msg in letters:
+            letter = _decode(deserializer, msg)
+            body: bytes = letter.pop("body")
+            _print_json({**_metadata(msg), "value": {**letter, "body_bytes": len(body)}})
+        return 0
+    return asyncio.run(_replay(config, routes, letters, deserializer))
+
+
+async def _replay(
+    config: config_mod.Config,
+    routes: dict[str, pipeline.Route],
+    letters: Iterator[Any],
+    deserializer: Any,
+) -> int:
+    """Publish what now translates; leave the rest where it is (the topic is never rewritten)."""
+    from connector import dead_letters
+    from connector.codec import Codec
+    from connector.publisher import Publisher
+
+    codec = Codec(registry_client(config.schema_registry.url), config.schema_registry.compatibility)
+    for topic in {r.settings.topic for r in routes.values()}:
+        codec.register(topic)
+    publisher = Publisher(config.kafka.bootstrap_servers, config.kafka.producer)
+    counts = {"published": 0, "still_failing": 0, "provider_not_enabled": 0}
+    try:
+        for msg in letters:
+            letter = _decode(deserializer, msg)
+            route = routes.get(letter["provider"])
+            line = {"offset": msg.offset(), "provider": letter["provider"]}
+            if route is None:
+                outcome = "provider_not_enabled"
+            else:
+                try:
+                    outgoing = pipeline.translate(route, dead_letters.callback(letter))
+                except Refusal as refusal:
+                    outcome, line["error"] = "still_failing", refusal.code
+                else:
+                    await publisher.publish([o.message(codec) for o in outgoing])
+                    outcome, line["event_ids"] = "published", [o.event.event_id for o in outgoing]
+            counts[outcome] += 1
+            _print_json({**line, "outcome": outcome})
+    finally:
+        publisher.close(config.kafka.flush_timeout_seconds)
+    print(orjson.dumps({"summary": counts}).decode(), file=sys.stderr)
+    return 0
+
+
+def _metadata(msg: Any) -> dict[str, Any]:
+    return {
+        "topic": msg.topic(),
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "key": (msg.key() or b"").decode(errors="replace"),
+        "headers": {k: v.decode(errors="replace") for k, v in msg.headers() or []},
+    }
+
+
+def _decode(deserializer: Any, msg: Any) -> Any:
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    return deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -219,6 +279,7 @@ COMMANDS = {
     "tail": _tail,
     "check-config": _check_config,
     "devstack": _devstack,
+    "dlq": _dlq,
 }
 
 if __name__ == "__main__":

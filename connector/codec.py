@@ -17,7 +17,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-SCHEMA_NAME = "mms_event"
+EVENT_SCHEMA = "mms_event"
+DEAD_LETTER_SCHEMA = "dead_letter"
 
 
 def schema_dir() -> Path:
@@ -25,22 +26,22 @@ def schema_dir() -> Path:
     return Path(os.environ.get("MMS_SCHEMA_DIR") or Path(__file__).resolve().parents[1] / "schemas")
 
 
-def schema_versions(directory: Path | None = None) -> dict[int, Path]:
-    """Every version of the canonical schema, keyed by the version in its file name."""
+def schema_versions(name: str = EVENT_SCHEMA) -> dict[int, Path]:
+    """Every version of a schema, keyed by the version in its file name."""
     found = {}
-    for path in (directory or schema_dir()).glob(f"{SCHEMA_NAME}.v*.avsc"):
-        if m := re.fullmatch(rf"{SCHEMA_NAME}\.v(\d+)\.avsc", path.name):
+    for path in schema_dir().glob(f"{name}.v*.avsc"):
+        if m := re.fullmatch(rf"{name}\.v(\d+)\.avsc", path.name):
             found[int(m.group(1))] = path
     return dict(sorted(found.items()))
 
 
 @cache
-def current_schema() -> str:
-    """The newest schema version: what this build writes."""
-    versions = schema_versions()
+def current_schema(name: str = EVENT_SCHEMA) -> str:
+    """The newest version of a schema: what this build writes."""
+    versions = schema_versions(name)
     if not versions:
-        raise FileNotFoundError(f"no {SCHEMA_NAME}.v*.avsc in {schema_dir()}")
-    return Path(versions[max(versions)]).read_text()
+        raise FileNotFoundError(f"no {name}.v*.avsc in {schema_dir()}")
+    return versions[max(versions)].read_text()
 
 
 def subject(topic: str) -> str:
@@ -56,22 +57,24 @@ class Codec:
     def __init__(self, client: SchemaRegistryClient, compatibility: str) -> None:
         self._client = client
         self._compatibility = compatibility
-        self._schema = current_schema()
-        self._serializer = AvroSerializer(client, self._schema)
-        self._contexts: dict[str, SerializationContext] = {}
+        self._topics: dict[str, tuple[AvroSerializer, SerializationContext]] = {}
 
-    def register(self, topic: str) -> int:
+    def register(self, topic: str, schema_name: str = EVENT_SCHEMA) -> int:
         """Set the subject's compatibility level explicitly, then register the schema.
 
         The registry refuses a schema that breaks compatibility with earlier versions: start-up
         fails loudly instead of writing records consumers cannot read.
         """
         name = subject(topic)
+        schema = current_schema(schema_name)
         self._client.set_compatibility(name, self._compatibility)
-        schema_id = self._client.register_schema(name, Schema(self._schema, "AVRO"))
-        self._contexts[topic] = SerializationContext(topic, MessageField.VALUE)
+        schema_id = self._client.register_schema(name, Schema(schema, "AVRO"))
+        # The client caches the registration, so the serializer's own check makes no HTTP call.
+        serializer = AvroSerializer(self._client, schema)
+        self._topics[topic] = (serializer, SerializationContext(topic, MessageField.VALUE))
         return schema_id
 
     def encode(self, topic: str, record: dict[str, Any]) -> bytes:
-        ctx = self._contexts.get(topic) or SerializationContext(topic, MessageField.VALUE)
-        return cast(bytes, self._serializer(record, ctx))
+        """Encode for a topic registered at start-up (KeyError otherwise: a wiring bug)."""
+        serializer, ctx = self._topics[topic]
+        return cast(bytes, serializer(record, ctx))

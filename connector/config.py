@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from connector.callback import Limits
 from connector.providers import PROVIDERS
 
+
+def _kafka_topic(v: str) -> str:
+    if not v or len(v) > 249 or not all(c.isalnum() or c in "._-" for c in v):
+        raise ValueError("must be 1-249 characters of letters, digits, '.', '_' or '-'")
+    return v
+
+
+Topic = Annotated[str, AfterValidator(_kafka_topic)]
 Compatibility = Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"]
 
 
@@ -41,18 +58,71 @@ class RegistryConfig(Strict):
 class ServerConfig(Strict):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
+    # Past this many callbacks in flight, answer 503 + Retry-After instead of queueing.
+    max_in_flight: int = Field(1000, gt=0)
 
 
 class MediaConfig(Strict):
     root: Path = Path("var/media")
 
 
+class Secret(Strict):
+    """A credential read from an environment variable or a file, never written in the config."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def resolve(self, env: dict[str, str], key: str) -> str:
+        if (self.env is None) == (self.file is None):
+            raise ConfigError(f"{key}: give exactly one of env or file")
+        if self.env is not None:
+            value = env.get(self.env)
+            if not value:
+                raise ConfigError(f"{key}: environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {self.file}: {exc.strerror}") from None
+
+
+class BasicAuthConfig(Strict):
+    username: str
+    password: Secret
+
+
+class TokenAuthConfig(Strict):
+    # Either a request header carries the token, or the last path segment does
+    # (the route becomes <path>/<token>).
+    header: str | None = None
+    in_path: bool = False
+    value: Secret
+
+    @model_validator(mode="after")
+    def _one_place(self) -> TokenAuthConfig:
+        if (self.header is None) == (not self.in_path):
+            raise ValueError("set exactly one of header or in_path: true")
+        return self
+
+
+class AuthConfig(Strict):
+    basic: BasicAuthConfig | None = None
+    token: TokenAuthConfig | None = None
+    allow_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
+    # X-Forwarded-For is believed only when the direct peer is one of these proxies.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+
+
 class ProviderConfig(Strict):
     enabled: bool = False
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     path: str | None = None
-    topic: str = "mms.events"
+    topic: Topic = "mms.events"
     # Reply 503 when Kafka has not acknowledged within this time; below the provider's timeout.
     deadline_seconds: float = Field(8.0, gt=0, le=120)
+    # A body that has not fully arrived by then is refused (slow clients hold no slot forever).
+    read_timeout_seconds: float = Field(30.0, gt=0)
     default_country: str | None = Field(None, min_length=2, max_length=2)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_parts: int = Field(50, gt=0)
@@ -65,20 +135,27 @@ class ProviderConfig(Strict):
             raise ValueError("must start with '/'")
         return v
 
-    @field_validator("topic")
-    @classmethod
-    def _topic(cls, v: str) -> str:
-        if not v or len(v) > 249 or not all(c.isalnum() or c in "._-" for c in v):
-            raise ValueError("must be 1-249 characters of letters, digits, '.', '_' or '-'")
-        return v
-
     @property
     def limits(self) -> Limits:
         return Limits(max_parts=self.max_parts, max_part_bytes=self.max_part_bytes)
 
 
+class DeadLetterConfig(Strict):
+    topic: Topic = "mms.dead-letters"
+
+
+class DedupeConfig(Strict):
+    # Repeats of an event published within this window are answered but not produced again.
+    window_seconds: float = Field(3600, ge=0)
+    max_entries: int = Field(1_000_000, gt=0)
+    # Re-read the window's event ids from Kafka at start-up, so a restart does not forget them.
+    rebuild_on_start: bool = True
+
+
 class Config(Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    dead_letters: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
     schema_registry: RegistryConfig = Field(default_factory=RegistryConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.callback import Callback, Provider, Refusal, TranslateContext
+from connector.codec import Codec
 from connector.config import Config, ProviderConfig
 from connector.media import FilesystemMediaStore
 from connector.providers import PROVIDERS
+from connector.publisher import OutMessage
 from connector.record import MmsEvent
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,17 @@ class Outgoing:
     headers: dict[str, str]
     event: MmsEvent
 
-    def kafka_headers(self) -> list[tuple[str, bytes]]:
-        return [(k, v.encode()) for k, v in self.headers.items()]
-
     def value(self) -> dict[str, Any]:
         return self.event.to_avro()
+
+    def message(self, codec: Codec) -> OutMessage:
+        """The Kafka message: key the owner number as text, value Avro in the wire format."""
+        return OutMessage(
+            self.topic,
+            self.key.encode(),
+            codec.encode(self.topic, self.value()),
+            [(k, v.encode()) for k, v in self.headers.items()],
+        )
 
 
 def routes(config: Config) -> list[Route]:

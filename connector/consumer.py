@@ -1,0 +1,111 @@
+"""Reading topics back: `tail`, dead-letter replay, and rebuilding the dedupe window."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
+
+
+def _consumer(bootstrap_servers: str, purpose: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            # A throwaway group: reading back never moves anyone's committed offsets.
+            "group.id": f"mms-connector-{purpose}-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+
+
+def read_until_end(
+    bootstrap_servers: str, topic: str, *, since_ms: int | None = None, timeout: float = 10.0
+) -> Iterator[Message]:
+    """Every message of `topic` from `since_ms` (or the beginning) up to its end when called.
+
+    Stops at each partition's end (what existed when reading started), so it terminates on a
+    busy topic too. A topic that does not exist yet yields nothing.
+    """
+    consumer = _consumer(bootstrap_servers, "read")
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            return
+        partitions = [TopicPartition(topic, p) for p in meta.partitions]
+        if since_ms is not None:
+            for tp in partitions:
+                tp.offset = since_ms
+            partitions = consumer.offsets_for_times(partitions, timeout=timeout)
+        else:
+            for tp in partitions:
+                tp.offset = OFFSET_BEGINNING
+        ends = {}
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            if tp.offset == OFFSET_END or high <= max(tp.offset, low):
+                continue  # nothing to read in this partition
+            ends[tp.partition] = high
+        if not ends:
+            return
+        consumer.assign([tp for tp in partitions if tp.partition in ends])
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                continue  # partition EOF or a transient error; the end offsets decide
+            if msg.offset() < ends.get(msg.partition(), -1):
+                yield msg
+            if msg.offset() >= ends.get(msg.partition(), 0) - 1:
+                ends.pop(msg.partition(), None)
+    finally:
+        consumer.close()
+
+
+def recent_event_ids(
+    bootstrap_servers: str, topics: list[str], window_seconds: float
+) -> list[tuple[str, float]]:
+    """(event_id, age in seconds) of records produced within the window, from their headers."""
+    now_ms = int(time.time() * 1000)
+    since = now_ms - int(window_seconds * 1000)
+    found = []
+    for topic in topics:
+        for msg in read_until_end(bootstrap_servers, topic, since_ms=since):
+            headers = dict(msg.headers() or [])
+            event_id = headers.get("event_id")
+            if event_id:
+                _, ts = msg.timestamp()
+                found.append((event_id.decode(), max(0.0, (now_ms - ts) / 1000)))
+    return found
+
+
+def follow(
+    bootstrap_servers: str, topic: str, *, from_beginning: bool, idle_timeout: float | None
+) -> Iterator[Message]:
+    """Messages as they arrive (for `tail`); stops after `idle_timeout` seconds without any."""
+    consumer = _consumer(bootstrap_servers, "tail")
+    consumer.subscribe(
+        [topic],
+        on_assign=lambda c, parts: c.assign(
+            [
+                TopicPartition(
+                    p.topic, p.partition, OFFSET_BEGINNING if from_beginning else OFFSET_END
+                )
+                for p in parts
+            ]
+        ),
+    )
+    last = time.monotonic()
+    try:
+        while idle_timeout is None or time.monotonic() - last < idle_timeout:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            last = time.monotonic()
+            yield msg
+    finally:
+        consumer.close()

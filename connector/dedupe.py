@@ -1,0 +1,78 @@
+"""Suppress repeats of events this replica has already published, within a time window.
+
+Providers retry (on errors, timeouts, or just because), so the same event arrives again with the
+same deterministic event_id. A repeat seen within the window is answered as if new but not
+produced again. A repeat that arrives while the first copy is still being published waits for
+that outcome instead of producing a second record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+
+class Window:
+    def __init__(
+        self, seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._max = max_entries
+        self._clock = clock
+        # event_id -> when it was published; oldest first, so expiry pops from the front.
+        self._published: OrderedDict[str, float] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._published)
+
+    def seen(self, event_id: str) -> bool:
+        self._expire()
+        return event_id in self._published
+
+    def pending(self, event_id: str) -> asyncio.Future[None] | None:
+        return self._pending.get(event_id)
+
+    def claim(self, event_ids: Iterable[str]) -> None:
+        """Mark events as being published by the caller, who must later `settle` them."""
+        loop = asyncio.get_running_loop()
+        for event_id in event_ids:
+            self._pending[event_id] = loop.create_future()
+
+    def settle(self, event_ids: Iterable[str], error: BaseException | None) -> None:
+        """Record the outcome of claimed events and wake anyone waiting on them."""
+        for event_id in event_ids:
+            fut = self._pending.pop(event_id, None)
+            if error is None:
+                self.add(event_id)
+            if fut is not None and not fut.done():
+                if error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
+                    fut.exception()  # retrieved: waiters may all have given up already
+
+    def add(self, event_id: str, at: float | None = None) -> None:
+        if self._seconds <= 0:
+            return
+        self._published[event_id] = self._clock() if at is None else at
+        self._published.move_to_end(event_id)
+        while len(self._published) > self._max:
+            self._published.popitem(last=False)
+
+    def remember(self, event_ids: Iterable[tuple[str, float]]) -> None:
+        """Load (event_id, age in seconds) pairs read back from Kafka at start-up."""
+        now = self._clock()
+        for event_id, age in sorted(event_ids, key=lambda pair: -pair[1]):
+            if age < self._seconds:
+                self.add(event_id, now - age)
+
+    def _expire(self) -> None:
+        horizon = self._clock() - self._seconds
+        while self._published:
+            oldest, at = next(iter(self._published.items()))
+            if at >= horizon:
+                break
+            self._published.pop(oldest)

@@ -1,0 +1,32 @@
+"""Local Apache Kafka (KRaft) and Apicurio schema registry for development and tests.
+
+Fetched from Maven Central with `mvn` into a shared cache, run as detached JVMs on
+loopback ports; `python -m connector.devstack up|down|status|fetch`.
+"""
+
+from connector.devstack.cli import main
+from connector.devstack.fetching import default_cache, fetch
+from connector.devstack.stack import (
+    Endpoints,
+    default_home,
+    down,
+    restart_kafka,
+    start_kafka,
+    status,
+    stop_kafka,
+    up,
+)
+
+__all__ = [
+    "Endpoints",
+    "default_cache",
+    "default_home",
+    "down",
+    "fetch",
+    "main",
+    "restart_kafka",
+    "start_kafka",
+    "status",
+    "stop_kafka",
+    "up",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from connector.devstack.cli import main
+
+sys.exit(main())

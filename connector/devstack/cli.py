@@ -1,0 +1,60 @@
+"""`python -m connector.devstack up|down|status|fetch`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from connector.devstack.fetching import fetch
+from connector.devstack.stack import Endpoints, down, status, up
+
+
+def _print_endpoints(endpoints: Endpoints) -> None:
+    # Only these lines go to stdout, so `eval "$(... up)"` works; logs go to stderr.
+    print(f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(endpoints.bootstrap_servers)}")
+    print(f"SCHEMA_REGISTRY_URL={shlex.quote(endpoints.registry_url)}")
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m connector.devstack") -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Local single-node Kafka and Apicurio schema registry (Confluent API).",
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="state, logs and Kafka data (default: $MMS_DEVSTACK_HOME or <repo>/.devstack)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up", help="start (if needed) and print the endpoints")
+    up_parser.add_argument("--timeout", type=float, default=180, help="seconds (default 180)")
+    commands.add_parser("down", help="stop both services")
+    commands.add_parser("status", help="print the endpoints; exit 1 if not running")
+    fetch_parser = commands.add_parser("fetch", help="only download into the cache")
+    fetch_parser.add_argument(
+        "--cache", type=Path, help="default: $MMS_DEVSTACK_CACHE or ~/.cache/mms-connector/devstack"
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="devstack: %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "up":
+            _print_endpoints(up(args.home, timeout=args.timeout))
+        elif args.command == "down":
+            down(args.home)
+        elif args.command == "status":
+            endpoints = status(args.home)
+            if endpoints is None:
+                print("devstack: not running", file=sys.stderr)
+                return 1
+            _print_endpoints(endpoints)
+        else:
+            fetch(args.cache)
+    except RuntimeError as error:
+        print(f"devstack: {error}", file=sys.stderr)
+        return 1
+    return 0

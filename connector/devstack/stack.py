@@ -1,0 +1,491 @@
+"""Starting, checking and stopping the local Kafka broker and schema registry."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import json
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from connector.devstack.fetching import (
+    default_cache,
+    fetch,
+    file_lock,
+    kafka_libs,
+    registry_dir,
+)
+from connector.devstack.java import find_java
+
+log = logging.getLogger("connector.devstack")
+
+HOST = "127.0.0.1"
+CCOMPAT_PATH = "/apis/ccompat/v7"
+KAFKA_LOG = "kafka.log"
+REGISTRY_LOG = "registry.log"
+STATE_FILE = "state.json"
+STOP_GRACE_S = 20.0
+HEAP = "-Xmx512m"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    bootstrap_servers: str  # "127.0.0.1:PORT"
+    registry_url: str  # "http://127.0.0.1:PORT/apis/ccompat/v7"
+
+
+@dataclass
+class State:
+    """What state.json records: ports survive a stopped process, pids are None when stopped."""
+
+    kafka_port: int
+    controller_port: int
+    registry_port: int
+    kafka_pid: int | None = None
+    registry_pid: int | None = None
+
+    def endpoints(self) -> Endpoints:
+        return Endpoints(
+            bootstrap_servers=f"{HOST}:{self.kafka_port}",
+            registry_url=f"http://{HOST}:{self.registry_port}{CCOMPAT_PATH}",
+        )
+
+
+def default_home() -> Path:
+    """$MMS_DEVSTACK_HOME, else .devstack in the enclosing git checkout (or the cwd)."""
+    if env := os.environ.get("MMS_DEVSTACK_HOME"):
+        return Path(env).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    repo = next((d for d in (cwd, *cwd.parents) if (d / ".git").exists()), cwd)
+    return repo / ".devstack"
+
+
+def _resolve(home: Path | None) -> Path:
+    return default_home() if home is None else home.expanduser().resolve()
+
+
+def read_state(home: Path) -> State | None:
+    try:
+        return State(**json.loads((home / STATE_FILE).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def write_state(home: Path, state: State) -> None:
+    # Replace atomically so a concurrent `status` never reads half a file.
+    tmp = home / f"{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
+    tmp.replace(home / STATE_FILE)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports that were free a moment ago."""
+    # All held open together so the kernel hands out distinct ports.
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        # As the JVM servers do, so lingering TIME_WAIT connections don't count as "taken".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _reuse_or_new(port: int) -> int:
+    return port if _bindable(port) else free_ports(1)[0]
+
+
+def render_server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+    template = resources.files(__package__).joinpath("server.properties").read_text()
+    return Template(template).substitute(
+        port=port, controller_port=controller_port, data_dir=data_dir
+    )
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka's Uuid.randomUuid() makes it, without starting a JVM."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Kafka rejects ids starting with "-": its CLI would parse them as options.
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+# --- processes -------------------------------------------------------------------------
+
+# Popen objects of processes this Python process started: polling them reaps exited
+# children, which would otherwise linger as zombies that still look alive.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _marker(home: Path) -> str:
+    # On every java command line, to tell our processes from unrelated ones reusing a pid.
+    return f"-Dmms.devstack.home={home}"
+
+
+def _command_line(pid: int) -> str:
+    if Path("/proc/self").exists():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return ""
+        return cmdline.replace(b"\0", b" ").decode(errors="replace")
+    # No procfs (macOS): ask ps.
+    return subprocess.run(
+        ["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False
+    ).stdout
+
+
+def _running(pid: int | None, home: Path) -> bool:
+    if pid is None:
+        return False
+    if (child := _children.get(pid)) is not None:
+        if child.poll() is None:
+            return True
+        del _children[pid]
+        return False
+    # A zombie or a recycled pid lacks our marker (a zombie's command line is empty).
+    return _marker(home) in _command_line(pid)
+
+
+def _spawn(cmd: list[str], log_path: Path, cwd: Path) -> int:
+    with log_path.open("ab") as out:
+        out.write(f"--- devstack {datetime.now().isoformat()}: {shlex.join(cmd)}\n".encode())
+        out.flush()
+        # Own session: no terminal signals, and it outlives the process that started it.
+        child = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _children[child.pid] = child
+    return child.pid
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 64 * 1024))
+            text = handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _stop(pids: list[int | None], home: Path) -> bool:
+    """SIGTERM, wait up to STOP_GRACE_S, then SIGKILL. True if anything was running."""
+    live = [pid for pid in pids if pid is not None and _running(pid, home)]
+    for pid in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while (left := [p for p in live if _running(p, home)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        log.warning("pid %d ignored SIGTERM for %.0f s; killing it", pid, STOP_GRACE_S)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    # Bounded: a process stuck in the kernel may outlive even SIGKILL for a while.
+    deadline = time.monotonic() + 5
+    while any(_running(p, home) for p in left) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return bool(live)
+
+
+# --- readiness -------------------------------------------------------------------------
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _kafka_answers(port: int, timeout: float = 5.0) -> bool:
+    # Skip the client until the port accepts, to keep librdkafka from retrying in the background.
+    if not _port_open(port):
+        return False
+    # log_level 0: refused connections while the broker boots are expected, not news.
+    admin = AdminClient({"bootstrap.servers": f"{HOST}:{port}", "log_level": 0})
+    try:
+        return bool(admin.list_topics(timeout=timeout).brokers)
+    except KafkaException:
+        return False
+
+
+def _registry_answers(port: int, timeout: float = 2.0) -> bool:
+    url = f"http://{HOST}:{port}{CCOMPAT_PATH}/subjects"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status: int = response.status
+    except OSError:  # URLError, HTTPError and timeouts alike
+        return False
+    return status == 200
+
+
+def _wait_ready(
+    name: str,
+    pid: int,
+    answers: Callable[[], bool],
+    home: Path,
+    log_name: str,
+    deadline: float,
+) -> None:
+    while not answers():
+        if not _running(pid, home):
+            raise RuntimeError(
+                f"{name} exited during startup; last lines of {home / log_name}:\n"
+                f"{_tail(home / log_name)}"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{name} not ready in time; last lines of {home / log_name}:\n"
+                f"{_tail(home / log_name)}"
+            )
+        time.sleep(0.5)
+
+
+# --- services --------------------------------------------------------------------------
+
+
+def _format_storage(java: Path, classpath: str, props: Path, data_dir: Path) -> None:
+    log.info("formatting Kafka storage in %s", data_dir)
+    cmd = [str(java), "-cp", classpath, "kafka.tools.StorageTool", "format"]
+    cmd += ["-t", new_cluster_id(), "-c", str(props)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        raise RuntimeError(f"formatting Kafka storage failed ({done.returncode}):\n{tail}")
+
+
+def _launch_kafka(home: Path, cache: Path, state: State) -> int:
+    kafka_home = home / "kafka"
+    data_dir = kafka_home / "data"
+    kafka_home.mkdir(exist_ok=True)
+    props = kafka_home / "server.properties"
+    props.write_text(render_server_properties(state.kafka_port, state.controller_port, data_dir))
+    log4j = kafka_home / "log4j2.yaml"
+    log4j.write_bytes(resources.files(__package__).joinpath("log4j2.yaml").read_bytes())
+    java = find_java(17, "Kafka")
+    classpath = f"{kafka_libs(cache)}/*"
+    if not (data_dir / "meta.properties").exists():
+        _format_storage(java, classpath, props, data_dir)
+    log.info("starting Kafka on %s:%d", HOST, state.kafka_port)
+    cmd = [str(java), HEAP, _marker(home), f"-Dlog4j2.configurationFile={log4j}"]
+    cmd += ["-cp", classpath, "kafka.Kafka", str(props)]
+    return _spawn(cmd, home / KAFKA_LOG, cwd=home)
+
+
+def _launch_registry(home: Path, cache: Path, state: State) -> int:
+    java = find_java(21, "Apicurio Registry", override_env="MMS_DEVSTACK_JAVA21")
+    log.info("starting Apicurio Registry on %s:%d", HOST, state.registry_port)
+    cmd = [
+        str(java),
+        HEAP,
+        _marker(home),
+        f"-Dquarkus.http.port={state.registry_port}",
+        f"-Dquarkus.http.host={HOST}",
+        # The management interface is build-time enabled and would take 0.0.0.0:9000, clashing
+        # between stacks; an ephemeral loopback port keeps it out of the way.
+        f"-Dquarkus.management.host={HOST}",
+        "-Dquarkus.management.port=0",
+        "-jar",
+        str(registry_dir(cache) / "quarkus-run.jar"),
+    ]
+    return _spawn(cmd, home / REGISTRY_LOG, cwd=home)
+
+
+def _wait_kafka(home: Path, state: State, pid: int, deadline: float) -> None:
+    answers = functools.partial(_kafka_answers, state.kafka_port)
+    _wait_ready("Kafka", pid, answers, home, KAFKA_LOG, deadline)
+
+
+def _wait_registry(home: Path, state: State, pid: int, deadline: float) -> None:
+    answers = functools.partial(_registry_answers, state.registry_port)
+    _wait_ready("Apicurio Registry", pid, answers, home, REGISTRY_LOG, deadline)
+
+
+def _kafka_healthy(home: Path, state: State) -> bool:
+    return _running(state.kafka_pid, home) and _kafka_answers(state.kafka_port)
+
+
+def _registry_healthy(home: Path, state: State) -> bool:
+    return _running(state.registry_pid, home) and _registry_answers(state.registry_port)
+
+
+def _start_kafka(home: Path, state: State, timeout: float) -> None:
+    """Start the broker on state's ports and wait; on failure stop it and record it stopped."""
+    cache = default_cache()
+    fetch(cache)
+    started = time.monotonic()
+    pid = state.kafka_pid = _launch_kafka(home, cache, state)
+    write_state(home, state)
+    try:
+        _wait_kafka(home, state, pid, started + timeout)
+    except BaseException:
+        _stop([pid], home)
+        state.kafka_pid = None
+        write_state(home, state)
+        raise
+    log.info("Kafka ready in %.1f s", time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _locked(home: Path | None) -> Iterator[Path]:
+    resolved = _resolve(home)
+    with file_lock(resolved / ".lock"):
+        yield resolved
+
+
+# --- public API ------------------------------------------------------------------------
+
+
+def status(home: Path | None = None) -> Endpoints | None:
+    """Endpoints of the stack in `home` if both processes run and answer, else None."""
+    resolved = _resolve(home)
+    state = read_state(resolved)
+    if state is None or not (
+        _kafka_healthy(resolved, state) and _registry_healthy(resolved, state)
+    ):
+        return None
+    return state.endpoints()
+
+
+def up(home: Path | None = None, *, timeout: float = 180) -> Endpoints:
+    """Return the running stack in `home`, starting (and first fetching) what is not running.
+
+    `timeout` bounds the start-up after fetching; a first fetch may take longer.
+    """
+    with _locked(home) as home:
+        state = read_state(home)
+        kafka_ok = state is not None and _kafka_healthy(home, state)
+        registry_ok = state is not None and _registry_healthy(home, state)
+        if state is not None and kafka_ok and registry_ok:
+            log.info("devstack already running in %s", home)
+            return state.endpoints()
+
+        cache = default_cache()
+        fetch(cache)
+        started = time.monotonic()
+        deadline = started + timeout
+        if state is None:
+            state = State(*free_ports(3))
+        # Whatever runs but does not answer is stuck: replace it, on the same port if free.
+        if not kafka_ok:
+            _stop([state.kafka_pid], home)
+            state.kafka_pid = None
+            state.kafka_port = _reuse_or_new(state.kafka_port)
+            state.controller_port = _reuse_or_new(state.controller_port)
+        if not registry_ok:
+            _stop([state.registry_pid], home)
+            state.registry_pid = None
+            state.registry_port = _reuse_or_new(state.registry_port)
+
+        kafka_pid: int | None = None
+        registry_pid: int | None = None
+        try:
+            if not kafka_ok:
+                kafka_pid = state.kafka_pid = _launch_kafka(home, cache, state)
+            if not registry_ok:
+                registry_pid = state.registry_pid = _launch_registry(home, cache, state)
+            # Recorded before waiting, so `down` elsewhere can stop a start-up that hangs.
+            write_state(home, state)
+            # Both boot concurrently; waiting on one after the other costs no extra time.
+            if kafka_pid is not None:
+                _wait_kafka(home, state, kafka_pid, deadline)
+            if registry_pid is not None:
+                _wait_registry(home, state, registry_pid, deadline)
+        except BaseException:
+            _stop([kafka_pid, registry_pid], home)
+            if kafka_pid is not None:
+                state.kafka_pid = None
+            if registry_pid is not None:
+                state.registry_pid = None
+            # A service that was already healthy keeps running and stays recorded.
+            if state.kafka_pid is None and state.registry_pid is None:
+                (home / STATE_FILE).unlink(missing_ok=True)
+            else:
+                write_state(home, state)
+            raise
+        log.info("devstack ready in %.1f s", time.monotonic() - started)
+        return state.endpoints()
+
+
+def down(home: Path | None = None) -> bool:
+    """Stop the stack in `home` and forget its state. True if a process was stopped."""
+    with _locked(home) as home:
+        state = read_state(home)
+        if state is None:
+            log.info("no devstack recorded in %s", home)
+            return False
+        stopped = _stop([state.kafka_pid, state.registry_pid], home)
+        (home / STATE_FILE).unlink(missing_ok=True)
+        log.info("devstack in %s %s", home, "stopped" if stopped else "was not running")
+        return stopped
+
+
+def _require_state(home: Path) -> State:
+    state = read_state(home)
+    if state is None:
+        raise RuntimeError(f"no devstack in {home}; run `up` first")
+    return state
+
+
+def stop_kafka(home: Path | None = None) -> bool:
+    """Stop only the broker, keeping its port and data for start_kafka. True if it ran."""
+    with _locked(home) as home:
+        state = _require_state(home)
+        stopped = _stop([state.kafka_pid], home)
+        state.kafka_pid = None
+        write_state(home, state)
+        log.info("Kafka %s", "stopped" if stopped else "was not running")
+        return stopped
+
+
+def start_kafka(home: Path | None = None, *, timeout: float = 120) -> Endpoints:
+    """Start the broker again on its recorded port with its data; no-op if it answers."""
+    with _locked(home) as home:
+        state = _require_state(home)
+        if not _kafka_healthy(home, state):
+            _stop([state.kafka_pid], home)
+            _start_kafka(home, state, timeout)
+        return state.endpoints()
+
+
+def restart_kafka(home: Path | None = None, *, timeout: float = 120) -> Endpoints:
+    """Stop the broker and start it again on the same port with the same data."""
+    with _locked(home) as home:
+        state = _require_state(home)
+        _stop([state.kafka_pid], home)
+        _start_kafka(home, state, timeout)
+        return state.endpoints()

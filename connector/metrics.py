@@ -1,0 +1,28 @@
+"""Prometheus metrics, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CALLBACKS = Counter(
+    "mms_callbacks_total",
+    "Callbacks by provider and outcome "
+    "(published, duplicate, dead_lettered, refused, unauthorized, failed, overloaded)",
+    ["provider", "outcome"],
+)
+RECORDS = Counter("mms_records_produced_total", "Records acknowledged by Kafka", ["topic"])
+PRODUCE_LATENCY = Histogram(
+    "mms_produce_latency_seconds",
+    "From request received to the last delivery report of its records",
+    ["provider"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DUPLICATES = Counter(
+    "mms_duplicate_events_total", "Events not produced again: already published", ["provider"]
+)
+DEAD_LETTERS = Counter(
+    "mms_dead_letters_total", "Callbacks written to the dead-letter topic", ["provider"]
+)
+KAFKA_ERRORS = Counter("mms_kafka_errors_total", "Producer errors and failed deliveries")
+IN_FLIGHT = Gauge("mms_in_flight_requests", "Callbacks being handled now")
+DEDUPE_ENTRIES = Gauge("mms_dedupe_window_entries", "Event ids held in the dedupe window")

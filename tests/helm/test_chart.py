@@ -1,0 +1,601 @@
+"""The Helm chart: lint, Kubernetes API schemas, security, probes, rollouts, exposure, values."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helm.conftest import (
+    CHART,
+    FULL_VALUES,
+    NAMESPACE,
+    Rendered,
+    refused,
+    render,
+    run_helm,
+    sets,
+    unavailable,
+)
+
+# The chart's kubeVersion floor and the newest API the validator knows.
+KUBE_VERSIONS = ["1.27", "latest"]
+PROVIDER_NAMES = ["bandwidth-v1", "bandwidth-v2", "openmarket", "sinch"]
+INTERNAL_PATHS = {"/healthz", "/readyz", "/metrics", "/"}
+
+# ServiceMonitor and PrometheusRule are Prometheus Operator CRDs, so the Kubernetes schemas do not
+# cover them; these are the parts of monitoring.coreos.com/v1 the chart uses, closed so that a
+# misspelt field is caught.
+_DURATION = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h))+$"}
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"matchLabels": _STRING_MAP},
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["port", "path"],
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": _DURATION,
+                            "scrapeTimeout": _DURATION,
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["alert", "expr"],
+                                    "properties": {
+                                        "alert": {"type": "string", "pattern": "^[A-Za-z]+$"},
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": _DURATION,
+                                        "labels": _STRING_MAP,
+                                        "annotations": _STRING_MAP,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+
+
+# --- lint and API schemas ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", ["default", "full"])
+def test_helm_lint_strict(helm: Path, values: str) -> None:
+    args = ["-f", str(FULL_VALUES)] if values == "full" else []
+    proc = run_helm(helm, "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_manifests_match_the_kubernetes_api(any_render: Rendered, kube_version: str) -> None:
+    try:
+        import jsonschema
+        import kubernetes_validate
+    except ImportError:
+        unavailable("kubernetes-validate is not installed (pip install kubernetes-validate)")
+    version = kubernetes_validate.latest_version() if kube_version == "latest" else kube_version
+    for doc in any_render.docs:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        try:
+            if doc["kind"] in CRD_SCHEMAS:
+                jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
+                # Its metadata is an ordinary ObjectMeta: check it as one.
+                meta_only = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc["metadata"]}
+                kubernetes_validate.validate(meta_only, version, strict=True)
+            else:
+                kubernetes_validate.validate(doc, version, strict=True)
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
+            pytest.fail(f"{where} is not valid for Kubernetes {version}:\n{exc}")
+
+
+def test_kube_version_floor_is_enforced(helm: Path) -> None:
+    assert render(helm, "--kube-version", "1.27.0").kinds()
+    assert "kubeVersion" in refused(helm, "--kube-version", "1.26.0")
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+
+def test_names_and_labels_are_valid(any_render: Rendered) -> None:
+    # The API schemas do not check these; the API server does, at install time.
+    for doc in any_render.docs:
+        meta = doc["metadata"]
+        assert _DNS_LABEL.match(meta["name"]), meta["name"]
+        assert meta.get("namespace") in (None, NAMESPACE)
+        for key, value in (meta.get("labels") or {}).items():
+            assert _LABEL_VALUE.match(str(value)), f"{doc['kind']} label {key}={value!r}"
+
+
+def test_default_and_full_render_the_expected_objects(
+    default_render: Rendered, full_render: Rendered
+) -> None:
+    always = {"Deployment", "Service", "ConfigMap", "ServiceAccount", "PodDisruptionBudget"}
+    optional = {
+        "Ingress",
+        "HorizontalPodAutoscaler",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "NetworkPolicy",
+        "Secret",
+        "PersistentVolumeClaim",
+    }
+    assert default_render.kinds() == always
+    assert full_render.kinds() == always | optional
+    assert len(full_render.docs) == len(always | optional)
+
+
+# --- the pod ----------------------------------------------------------------------------------
+
+
+def test_pod_runs_locked_down(any_render: Rendered) -> None:
+    spec = any_render.pod["spec"]
+    pod_sc = spec["securityContext"]
+    assert pod_sc["runAsNonRoot"] is True
+    assert pod_sc["runAsUser"] == 10001 and pod_sc["runAsGroup"] == 10001
+    assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = any_render.container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["runAsNonRoot"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    # No Kubernetes API token in the pod, from the pod spec or the ServiceAccount.
+    assert spec["automountServiceAccountToken"] is False
+    (account,) = any_render.all("ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == account["metadata"]["name"]
+    # Read-only root filesystem: /tmp is a writable emptyDir.
+    mounts = {m["mountPath"]: m["name"] for m in any_render.container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_resources_have_requests_and_limits(any_render: Rendered) -> None:
+    resources = any_render.container["resources"]
+    assert {"cpu", "memory"} <= resources["requests"].keys()
+    assert "memory" in resources["limits"]
+
+
+def test_probes_use_the_dedicated_endpoints(any_render: Rendered) -> None:
+    c = any_render.container
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": 8080}
+    for probe, path in [
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ]:
+        assert c[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+    # Startup covers schema registration; liveness only takes over after it.
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
+
+
+def test_shutdown_fits_drain_and_flush(any_render: Rendered, helm: Path) -> None:
+    spec = any_render.pod["spec"]
+    command = any_render.container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    pre_stop = int(command[1])
+    assert pre_stop >= 5
+    config = yaml.safe_load(any_render.config_text)
+    deadline = max([p.get("deadline_seconds", 8.0) for p in config["providers"].values()] or [8])
+    flush = config["kafka"]["flush_timeout_seconds"]
+    assert spec["terminationGracePeriodSeconds"] >= pre_stop + deadline + flush
+
+
+def test_grace_period_too_short_is_refused(helm: Path) -> None:
+    err = refused(
+        helm,
+        *sets("providers.sinch.enabled=true", "providers.sinch.deadline_seconds=30"),
+    )
+    assert "terminationGracePeriodSeconds" in err
+
+
+def test_pods_spread_over_nodes_and_zones(default_render: Rendered, full_render: Rendered) -> None:
+    selector = default_render.one("Deployment")["spec"]["selector"]["matchLabels"]
+    spec = default_render.pod["spec"]
+    soft = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert soft[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    assert soft[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    (spread,) = spec["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread["labelSelector"]["matchLabels"] == selector
+    hard = full_render.pod["spec"]["affinity"]["podAntiAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in hard
+
+
+def test_rollout_keeps_capacity(any_render: Rendered) -> None:
+    strategy = any_render.one("Deployment")["spec"]["strategy"]
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_replicas_belong_to_the_hpa_when_enabled(
+    default_render: Rendered, full_render: Rendered
+) -> None:
+    assert default_render.one("Deployment")["spec"]["replicas"] == 2
+    assert "replicas" not in full_render.one("Deployment")["spec"]
+    hpa = full_render.one("HorizontalPodAutoscaler")
+    assert (
+        hpa["spec"]["scaleTargetRef"]["name"] == full_render.one("Deployment")["metadata"]["name"]
+    )
+
+
+def test_pdb_selects_the_pods(any_render: Rendered) -> None:
+    pdb = any_render.one("PodDisruptionBudget")
+    labels = any_render.pod["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert ("maxUnavailable" in pdb["spec"]) != ("minAvailable" in pdb["spec"])
+
+
+def test_service_and_service_monitor_reach_the_pods(full_render: Rendered) -> None:
+    service = full_render.one("Service")
+    labels = full_render.pod["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == "http"
+    monitor = full_render.one("ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == endpoint | {"port": port["name"], "path": "/metrics"}
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_alerts_use_metrics_the_connector_exports(full_render: Rendered) -> None:
+    metrics = pytest.importorskip("connector.metrics", reason="the connector has no metrics yet")
+    from prometheus_client import REGISTRY, generate_latest
+
+    assert metrics.CALLBACKS  # registered on import
+    exported = set()
+    for line in generate_latest(REGISTRY).decode().splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            suffixes = ["_bucket", "_sum", "_count"] if kind == "histogram" else [""]
+            exported |= {name + s for s in suffixes}
+    rules = full_render.one("PrometheusRule")["spec"]["groups"][0]["rules"]
+    used = {m for r in rules for m in re.findall(r"\b(mms_[a-z_]+)\b", r["expr"])}
+    assert used, "no connector metric in the alerts"
+    assert used <= exported, f"not exported by the connector: {sorted(used - exported)}"
+    service = full_render.one("Service")["metadata"]["name"]
+    for r in rules:
+        assert f'namespace="{NAMESPACE}", service="{service}"' in r["expr"], r["alert"]
+
+
+def test_network_policy_limits_ingress_to_the_http_port(full_render: Rendered) -> None:
+    policy = full_render.one("NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert len(rule["from"]) == 2
+    dns = policy["egress"][0]
+    assert {p["port"] for p in dns["ports"]} == {53}
+
+
+# --- config, secrets and rollouts --------------------------------------------------------------
+
+
+def test_config_file_is_mounted_where_the_container_reads_it(any_render: Rendered) -> None:
+    c = any_render.container
+    assert c["args"] == ["--config", "/etc/mms-connector/config.yaml"]
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["config"]["mountPath"] == "/etc/mms-connector"
+    assert mounts["config"]["readOnly"] is True
+    volumes = {v["name"]: v for v in any_render.pod["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == any_render.one("ConfigMap")["metadata"]["name"]
+    assert list(any_render.one("ConfigMap")["data"]) == ["config.yaml"]
+
+
+def _checksums(rendered: Rendered) -> dict[str, str]:
+    annotations = rendered.pod["metadata"]["annotations"]
+    return {k: v for k, v in annotations.items() if k.startswith("checksum/")}
+
+
+def test_config_change_rolls_the_pods(helm: Path, default_render: Rendered) -> None:
+    base = _checksums(default_render)["checksum/config"]
+    assert re.fullmatch(r"[0-9a-f]{64}", base)
+    assert _checksums(render(helm))["checksum/config"] == base  # stable
+    # A value outside the config file does not roll the pods for nothing...
+    assert _checksums(render(helm, *sets("replicaCount=5")))["checksum/config"] == base
+    # ...a change of the config file does.
+    for change in ["providers.bandwidth-v2.enabled=true", "kafka.bootstrap_servers=other:9092"]:
+        assert _checksums(render(helm, *sets(change)))["checksum/config"] != base, change
+
+
+def test_secret_change_rolls_the_pods(helm: Path) -> None:
+    one = _checksums(render(helm, *sets("secretEnv.MMS_TOKEN=one")))["checksum/secret"]
+    two = _checksums(render(helm, *sets("secretEnv.MMS_TOKEN=two")))["checksum/secret"]
+    assert one != two
+
+
+def test_secrets_stay_out_of_the_config_map(full_render: Rendered, full_values: dict) -> None:
+    secret_env: dict[str, str] = full_values["secretEnv"]
+    assert secret_env
+    config_map_text = yaml.safe_dump(full_render.one("ConfigMap"))
+    for name, value in secret_env.items():
+        assert value not in config_map_text, name
+    secret = full_render.one("Secret")
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == secret_env
+    # Nothing but the Secret carries a secret value in clear.
+    for doc in full_render.docs:
+        if doc["kind"] != "Secret":
+            text = yaml.safe_dump(doc)
+            assert not any(v in text for v in secret_env.values()), doc["kind"]
+    env_from = full_render.container["envFrom"]
+    assert env_from == [{"secretRef": {"name": secret["metadata"]["name"]}}]
+
+
+def test_existing_secret_is_used_as_is(helm: Path) -> None:
+    rendered = render(helm, *sets("existingSecret=mms-credentials"))
+    assert "Secret" not in rendered.kinds()
+    assert rendered.container["envFrom"] == [{"secretRef": {"name": "mms-credentials"}}]
+    assert "checksum/secret" not in _checksums(rendered)
+    assert "both" in refused(helm, *sets("existingSecret=a", "secretEnv.B=c"))
+
+
+def test_no_secret_means_no_env_from(default_render: Rendered) -> None:
+    assert "envFrom" not in default_render.container
+    assert "checksum/secret" not in _checksums(default_render)
+
+
+# --- exposure ---------------------------------------------------------------------------------
+
+
+def _ingress_paths(ingress: dict[str, Any]) -> list[tuple[str | None, str, str]]:
+    return [
+        (rule.get("host"), p["path"], p["pathType"])
+        for rule in ingress["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    ]
+
+
+def test_ingress_exposes_only_the_enabled_callbacks(full_render: Rendered) -> None:
+    ingress = full_render.one("Ingress")
+    hosts = ["mms-callbacks.example.com", "mms-callbacks-dr.example.com"]
+    # bandwidth-v2 is the only provider enabled in the full values, on its own path.
+    assert _ingress_paths(ingress) == [(h, "/callbacks/bandwidth/v2", "Exact") for h in hosts]
+    service = full_render.one("Service")
+    for rule in ingress["spec"]["rules"]:
+        for p in rule["http"]["paths"]:
+            assert p["backend"]["service"] == {
+                "name": service["metadata"]["name"],
+                "port": {"number": service["spec"]["ports"][0]["port"]},
+            }
+    assert ingress["spec"]["tls"] == [
+        {"secretName": "mms-callbacks-tls", "hosts": ["mms-callbacks.example.com"]}
+    ]
+
+
+def test_ingress_with_every_provider(helm: Path) -> None:
+    rendered = render(
+        helm,
+        *sets("ingress.enabled=true", "providers.openmarket.path=/hooks/openmarket"),
+        *sets(*(f"providers.{name}.enabled=true" for name in PROVIDER_NAMES)),
+    )
+    paths = _ingress_paths(rendered.one("Ingress"))
+    assert {p for _, p, _ in paths} == {
+        "/callbacks/bandwidth-v1",
+        "/callbacks/bandwidth-v2",
+        "/hooks/openmarket",
+        "/callbacks/sinch",
+    }
+    assert {t for _, _, t in paths} == {"Exact"}
+    assert not {p for _, p, _ in paths} & INTERNAL_PATHS
+    assert {h for h, _, _ in paths} == {None}  # no hosts given: one rule for any host
+
+
+def test_ingress_without_providers_is_refused(helm: Path) -> None:
+    assert "no provider is enabled" in refused(helm, *sets("ingress.enabled=true"))
+
+
+# --- media store ------------------------------------------------------------------------------
+
+
+def test_media_store_volume(default_render: Rendered, full_render: Rendered) -> None:
+    for rendered in (default_render, full_render):
+        mounts = {m["name"]: m["mountPath"] for m in rendered.container["volumeMounts"]}
+        assert mounts["media"] == "/var/lib/mms-connector/media"
+        assert yaml.safe_load(rendered.config_text)["media"]["root"] == mounts["media"]
+    volumes = {v["name"]: v for v in default_render.pod["spec"]["volumes"]}
+    assert volumes["media"] == {"name": "media", "emptyDir": {"sizeLimit": "1Gi"}}
+    claim = full_render.one("PersistentVolumeClaim")
+    volumes = {v["name"]: v for v in full_render.pod["spec"]["volumes"]}
+    assert volumes["media"]["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_existing_claim_is_used_as_is(helm: Path) -> None:
+    rendered = render(
+        helm,
+        *sets(
+            "media.volume.type=persistentVolumeClaim",
+            "media.volume.persistentVolumeClaim.existingClaim=shared-media",
+        ),
+    )
+    assert "PersistentVolumeClaim" not in rendered.kinds()
+    volumes = {v["name"]: v for v in rendered.pod["spec"]["volumes"]}
+    assert volumes["media"]["persistentVolumeClaim"] == {"claimName": "shared-media"}
+
+
+# --- values the chart refuses -----------------------------------------------------------------
+
+BAD_VALUES = [
+    pytest.param(
+        ["--set", "providers.foo.enabled=true"], "'foo' not allowed", id="unknown-provider"
+    ),
+    pytest.param(["--set-string", "replicaCount=x"], "/replicaCount", id="replicas-not-a-number"),
+    pytest.param(["--set", "replicaCount=0"], "/replicaCount", id="no-replicas"),
+    pytest.param(
+        sets("providers.sinch.enabled=true", "providers.sinch.topic=null"),
+        "missing property 'topic'",
+        id="enabled-provider-without-topic",
+    ),
+    pytest.param(
+        sets("providers.sinch.topic=bad topic!"), "/providers/sinch/topic", id="bad-topic"
+    ),
+    pytest.param(sets("providers.sinch.path=callbacks"), "/providers/sinch/path", id="bad-path"),
+    pytest.param(sets("providers.sinch.maxParts=3"), "'maxParts' not allowed", id="unknown-key"),
+    pytest.param(
+        sets("providers.sinch.deadline_seconds=0"), "deadline_seconds", id="deadline-zero"
+    ),
+    pytest.param(sets("providers.sinch.default_country=USA"), "default_country", id="bad-country"),
+    pytest.param(
+        ["--set-string", "providers.sinch.enabled=yes"], "/providers/sinch/enabled", id="not-bool"
+    ),
+    pytest.param(
+        ["--set", r"kafka.producer.sasl\.password=hunter2"],
+        "/kafka/producer/sasl.password",
+        id="secret-in-producer-settings",
+    ),
+    pytest.param(
+        sets("kafka.bootstrap_servers=kafka"), "/kafka/bootstrap_servers", id="no-kafka-port"
+    ),
+    pytest.param(
+        sets("schema_registry.url=https://user:pw@registry:8081"),
+        "/schema_registry/url",
+        id="credentials-in-registry-url",
+    ),
+    pytest.param(
+        sets("schema_registry.compatibility=NONE"), "/schema_registry/compatibility", id="compat"
+    ),
+    pytest.param(sets("secretEnv.bad-name=x"), "'bad-name' not allowed", id="bad-env-name"),
+    pytest.param(sets("media.volume.type=hostPath"), "/media/volume/type", id="media-type"),
+    pytest.param(sets("containerPort=80"), "/containerPort", id="privileged-port"),
+    pytest.param(sets("podAntiAffinity=maybe"), "/podAntiAffinity", id="anti-affinity"),
+    pytest.param(sets("image.digest=latest"), "/image/digest", id="bad-digest"),
+    pytest.param(sets("resources.limits=null"), "limits", id="no-limits"),
+    pytest.param(sets("typo=1"), "'typo' not allowed", id="unknown-top-level-key"),
+    pytest.param(
+        sets(
+            "media.volume.type=persistentVolumeClaim",
+            "media.volume.persistentVolumeClaim.accessModes={ReadWriteOnce}",
+        ),
+        "ReadWriteMany",
+        id="rwo-claim-shared-by-replicas",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES)
+def test_bad_values_are_refused(helm: Path, args: list[str], message: str) -> None:
+    assert message in refused(helm, *args)
+
+
+def test_lint_refuses_bad_values_too(helm: Path) -> None:
+    proc = run_helm(helm, "lint", "--strict", str(CHART), *sets("providers.foo.enabled=true"))
+    assert proc.returncode != 0
+    assert "'foo' not allowed" in proc.stdout + proc.stderr
+
+
+# --- NOTES.txt --------------------------------------------------------------------------------
+
+
+def _notes(helm: Path, tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` would print it (which needs a cluster): rendered through a
+    throwaway copy of the chart where a template includes it."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        'notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
+    )
+    proc = run_helm(
+        helm,
+        "template",
+        "mms",
+        str(chart),
+        "--namespace",
+        NAMESPACE,
+        "--show-only",
+        "templates/zz-notes.yaml",
+        *args,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(proc.stdout)["notes"]
+
+
+def test_notes_print_the_callback_urls(helm: Path, tmp_path: Path) -> None:
+    notes = _notes(helm, tmp_path, "-f", str(FULL_VALUES))
+    assert "https://mms-callbacks.example.com/callbacks/bandwidth/v2" in notes
+    assert "http://mms-callbacks-dr.example.com/callbacks/bandwidth/v2" in notes
+    assert "sinch" not in notes.split("Health")[0]  # disabled: no URL
+    notes = _notes(helm, tmp_path / "2", *sets("providers.sinch.enabled=true"))
+    assert f"http://mms-mms-connector.{NAMESPACE}.svc:80/callbacks/sinch" in notes
+    notes = _notes(helm, tmp_path / "3")
+    assert "no provider is enabled" in notes
