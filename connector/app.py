@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from confluent_kafka import KafkaException
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -42,7 +43,9 @@ class Runtime:
     """What the lifespan builds and the handlers share."""
 
     config: Config
+    env: Mapping[str, str]
     window: Window
+    registry: SchemaRegistryClient | None = None
     codec: Codec | None = None
     publisher: Publisher | None = None
     in_flight: int = 0
@@ -57,7 +60,7 @@ class Endpoint:
 
 def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
     env = os.environ if env is None else env
-    runtime = Runtime(config, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
+    runtime = Runtime(config, env, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
     endpoints = [_endpoint(route, env) for route in pipeline.routes(config)]
 
     @contextlib.asynccontextmanager
@@ -92,12 +95,18 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        if runtime.publisher is None:
+        """Ready: schemas registered at start-up, Kafka and the registry answering now."""
+        publisher, registry = runtime.publisher, runtime.registry
+        if publisher is None or registry is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        try:
-            await asyncio.to_thread(runtime.publisher.ping, 2.0)
-        except Exception as exc:
-            return JSONResponse({"status": "kafka unreachable", "detail": str(exc)}, 503)
+        for name, check in (
+            ("kafka", lambda: publisher.ping(2.0)),
+            ("registry", registry.get_subjects),
+        ):
+            try:
+                await asyncio.to_thread(check)
+            except Exception as exc:
+                return JSONResponse({"status": f"{name} unreachable", "detail": str(exc)}, 503)
         return JSONResponse({"status": "ready"})
 
     async def prometheus(_request: Request) -> Response:
@@ -133,7 +142,9 @@ def _endpoint(route: pipeline.Route, env: Mapping[str, str]) -> Endpoint:
 def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
     """Register schemas (setting compatibility), rebuild the dedupe window, start producing."""
     config = runtime.config
-    codec = Codec(registry_client(config.schema_registry.url), config.schema_registry.compatibility)
+    registry = registry_client(config.schema_registry.client_settings(runtime.env))
+    codec = Codec(registry, config.schema_registry.compatibility)
+    kafka = config.kafka.client_settings(runtime.env)
     topics = sorted({r.settings.topic for r in routes})
     for topic in topics:
         log.info("schema for %s registered: id %s", topic, codec.register(topic))
@@ -141,9 +152,7 @@ def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
     log.info("schema for %s registered: id %s", dlq, codec.register(dlq, DEAD_LETTER_SCHEMA))
     if config.dedupe.rebuild_on_start and config.dedupe.window_seconds > 0:
         try:
-            seen = recent_event_ids(
-                config.kafka.bootstrap_servers, topics, config.dedupe.window_seconds
-            )
+            seen = recent_event_ids(kafka, topics, config.dedupe.window_seconds)
         except KafkaException as exc:
             # Serving matters more than the window: callbacks still fail safe (503) while
             # Kafka is away, and consumers still have deterministic ids to drop repeats by.
@@ -152,7 +161,8 @@ def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
             runtime.window.remember(seen)
             log.info("dedupe window rebuilt from Kafka: %d event id(s)", len(runtime.window))
     runtime.codec = codec
-    runtime.publisher = Publisher(config.kafka.bootstrap_servers, config.kafka.producer)
+    runtime.registry = registry
+    runtime.publisher = Publisher(kafka, config.kafka.producer)
 
 
 async def _handle(endpoint: Endpoint, request: Request, runtime: Runtime) -> Response:
@@ -189,6 +199,10 @@ async def _handle(endpoint: Endpoint, request: Request, runtime: Runtime) -> Res
     try:
         outgoing = pipeline.translate(route, callback)
     except Refusal as refusal:
+        if refusal.status >= 500:
+            # Our side failed (e.g. the media store), not the callback: let the provider retry.
+            outcome.log("failed", logging.ERROR, error=refusal.code, detail=refusal.detail)
+            return _unavailable(refusal.code, refusal.detail)
         return await _dead_letter(endpoint, callback, refusal, runtime, outcome)
     return await _publish(route, outgoing, runtime, outcome)
 

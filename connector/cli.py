@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from connector.callback import Callback, Refusal
 from connector.codec import current_schema, registry_client
 
 REPO = Path(__file__).resolve().parents[1]
+ENV = os.environ
 DEV_CONFIG = REPO / "config" / "dev.yaml"
 
 
@@ -166,9 +168,9 @@ def _tail(args: argparse.Namespace) -> int:
     from connector.consumer import follow
 
     config = config_mod.load(args.config)
-    deserializer = AvroDeserializer(registry_client(config.schema_registry.url))
+    deserializer = AvroDeserializer(registry_client(config.schema_registry.client_settings(ENV)))
     messages = follow(
-        config.kafka.bootstrap_servers,
+        config.kafka.client_settings(ENV),
         args.topic,
         from_beginning=args.from_beginning,
         idle_timeout=args.idle_timeout,
@@ -187,9 +189,9 @@ def _dlq(args: argparse.Namespace) -> int:
     from connector.consumer import read_until_end
 
     config = config_mod.load(args.config)
-    deserializer = AvroDeserializer(registry_client(config.schema_registry.url))
+    deserializer = AvroDeserializer(registry_client(config.schema_registry.client_settings(ENV)))
     routes = {r.name: r for r in pipeline.routes(config)}
-    letters = read_until_end(config.kafka.bootstrap_servers, config.dead_letters.topic)
+    letters = read_until_end(config.kafka.client_settings(ENV), config.dead_letters.topic)
     if args.action == "list":
         for msg in letters:
             letter = _decode(deserializer, msg)
@@ -210,10 +212,11 @@ async def _replay(
     from connector.codec import Codec
     from connector.publisher import Publisher
 
-    codec = Codec(registry_client(config.schema_registry.url), config.schema_registry.compatibility)
+    registry = registry_client(config.schema_registry.client_settings(ENV))
+    codec = Codec(registry, config.schema_registry.compatibility)
     for topic in {r.settings.topic for r in routes.values()}:
         codec.register(topic)
-    publisher = Publisher(config.kafka.bootstrap_servers, config.kafka.producer)
+    publisher = Publisher(config.kafka.client_settings(ENV), config.kafka.producer)
     counts = {"published": 0, "still_failing": 0, "provider_not_enabled": 0}
     try:
         for msg in letters:

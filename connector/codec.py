@@ -49,8 +49,9 @@ def subject(topic: str) -> str:
     return f"{topic}-value"
 
 
-def registry_client(url: str) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": url})
+def registry_client(settings: str | dict[str, Any]) -> SchemaRegistryClient:
+    """A client from a URL or from `RegistryConfig.client_settings()`."""
+    return SchemaRegistryClient({"url": settings} if isinstance(settings, str) else settings)
 
 
 class Codec:

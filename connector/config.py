@@ -8,6 +8,7 @@ MMS_SCHEMA_REGISTRY_URL) so one file serves every environment.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,38 +42,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class KafkaConfig(Strict):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    # Extra librdkafka settings (e.g. security.protocol, linger.ms); the delivery guarantees
-    # (acks=all, idempotence) are not overridable here.
-    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    # On shutdown, how long to wait for queued records to be acknowledged.
-    flush_timeout_seconds: float = Field(30.0, ge=0)
-
-
-class RegistryConfig(Strict):
-    url: str = "http://127.0.0.1:8081"
-    compatibility: Compatibility = "BACKWARD_TRANSITIVE"
-
-
-class ServerConfig(Strict):
-    host: str = "0.0.0.0"
-    port: int = Field(8080, ge=1, le=65535)
-    # Past this many callbacks in flight, answer 503 + Retry-After instead of queueing.
-    max_in_flight: int = Field(1000, gt=0)
-
-
-class MediaConfig(Strict):
-    root: Path = Path("var/media")
-
-
 class Secret(Strict):
     """A credential read from an environment variable or a file, never written in the config."""
 
     env: str | None = None
     file: Path | None = None
 
-    def resolve(self, env: dict[str, str], key: str) -> str:
+    def resolve(self, env: Mapping[str, str], key: str) -> str:
         if (self.env is None) == (self.file is None):
             raise ConfigError(f"{key}: give exactly one of env or file")
         if self.env is not None:
@@ -85,6 +61,55 @@ class Secret(Strict):
             return self.file.read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{key}: cannot read {self.file}: {exc.strerror}") from None
+
+
+Setting = str | int | float | bool
+
+
+class KafkaConfig(Strict):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # librdkafka settings for every client (e.g. security.protocol, sasl.mechanisms) ...
+    common: dict[str, Setting] = Field(default_factory=dict)
+    # ... and for the producer only (e.g. linger.ms). The delivery guarantees (acks=all,
+    # idempotence) are not overridable.
+    producer: dict[str, Setting] = Field(default_factory=dict)
+    # Secret librdkafka settings (e.g. sasl.password), from the environment or files.
+    secrets: dict[str, Secret] = Field(default_factory=dict)
+    # On shutdown, how long to wait for queued records to be acknowledged.
+    flush_timeout_seconds: float = Field(30.0, ge=0)
+
+    def client_settings(self, env: Mapping[str, str]) -> dict[str, Setting]:
+        """Settings every Kafka client of the connector uses, secrets resolved."""
+        secrets = {k: v.resolve(env, f"kafka.secrets.{k}") for k, v in self.secrets.items()}
+        return {"bootstrap.servers": self.bootstrap_servers, **self.common, **secrets}
+
+
+class RegistryConfig(Strict):
+    url: str = "http://127.0.0.1:8081"
+    compatibility: Compatibility = "BACKWARD_TRANSITIVE"
+    username: str | None = None
+    password: Secret | None = None
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    def client_settings(self, env: Mapping[str, str]) -> dict[str, Any]:
+        settings: dict[str, Any] = {"url": self.url, "timeout": self.timeout_seconds}
+        if self.username is not None:
+            password = (
+                self.password.resolve(env, "schema_registry.password") if self.password else ""
+            )
+            settings["basic.auth.user.info"] = f"{self.username}:{password}"
+        return settings
+
+
+class ServerConfig(Strict):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    # Past this many callbacks in flight, answer 503 + Retry-After instead of queueing.
+    max_in_flight: int = Field(1000, gt=0)
+
+
+class MediaConfig(Strict):
+    root: Path = Path("var/media")
 
 
 class BasicAuthConfig(Strict):

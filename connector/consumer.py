@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 
+Settings = Mapping[str, str | int | float | bool]
 
-def _consumer(bootstrap_servers: str, purpose: str) -> Consumer:
+
+def _consumer(settings: Settings, purpose: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap_servers,
+            **settings,
             # A throwaway group: reading back never moves anyone's committed offsets.
             "group.id": f"mms-connector-{purpose}-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
@@ -22,14 +24,14 @@ def _consumer(bootstrap_servers: str, purpose: str) -> Consumer:
 
 
 def read_until_end(
-    bootstrap_servers: str, topic: str, *, since_ms: int | None = None, timeout: float = 10.0
+    settings: Settings, topic: str, *, since_ms: int | None = None, timeout: float = 10.0
 ) -> Iterator[Message]:
     """Every message of `topic` from `since_ms` (or the beginning) up to its end when called.
 
     Stops at each partition's end (what existed when reading started), so it terminates on a
     busy topic too. A topic that does not exist yet yields nothing.
     """
-    consumer = _consumer(bootstrap_servers, "read")
+    consumer = _consumer(settings, "read")
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
@@ -67,14 +69,14 @@ def read_until_end(
 
 
 def recent_event_ids(
-    bootstrap_servers: str, topics: list[str], window_seconds: float
+    settings: Settings, topics: list[str], window_seconds: float
 ) -> list[tuple[str, float]]:
     """(event_id, age in seconds) of records produced within the window, from their headers."""
     now_ms = int(time.time() * 1000)
     since = now_ms - int(window_seconds * 1000)
     found = []
     for topic in topics:
-        for msg in read_until_end(bootstrap_servers, topic, since_ms=since):
+        for msg in read_until_end(settings, topic, since_ms=since):
             headers = dict(msg.headers() or [])
             event_id = headers.get("event_id")
             if event_id:
@@ -84,10 +86,10 @@ def recent_event_ids(
 
 
 def follow(
-    bootstrap_servers: str, topic: str, *, from_beginning: bool, idle_timeout: float | None
+    settings: Settings, topic: str, *, from_beginning: bool, idle_timeout: float | None
 ) -> Iterator[Message]:
     """Messages as they arrive (for `tail`); stops after `idle_timeout` seconds without any."""
-    consumer = _consumer(bootstrap_servers, "tail")
+    consumer = _consumer(settings, "tail")
     consumer.subscribe(
         [topic],
         on_assign=lambda c, parts: c.assign(

@@ -7,12 +7,14 @@ call these without their own try/except around each field.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 import orjson
 import phonenumbers
 
 from connector.callback import Refusal
+from connector.record import Media, attribute_value
 
 MAX_JSON_DEPTH = 32
 # Short codes are 3-8 digits in the markets these providers serve; never re-format them.
@@ -55,11 +57,10 @@ def parse_time(value: Any, field: str) -> datetime:
         raise Refusal("invalid_time", f"{field}: expected an ISO-8601 timestamp, got {value!r}")
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # An offset can push the calendar's ends out of datetime's range: OverflowError.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise Refusal("invalid_time", f"{field}: not an ISO-8601 timestamp: {value!r}") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def optional_time(value: Any, field: str) -> datetime | None:
@@ -114,3 +115,52 @@ def expect_str_list(value: Any, field: str) -> list[str]:
     if not isinstance(value, list):
         raise Refusal("invalid_field", f"{field}: expected a list of strings")
     return [s for item in value if (s := expect_str(item, field)) is not None]
+
+
+class Parties(NamedTuple):
+    owner: str
+    from_: str | None
+    to: list[str]
+    raw: dict[str, str]  # `raw.*` attributes: the numbers as sent, where E.164 changed them
+
+
+def normalize_parties(
+    raw_owner: str, raw_from: str | None, raw_to: list[str], country: str | None
+) -> Parties:
+    """Owner, from and to in E.164 where unambiguous, keeping the numbers as sent aside."""
+    owner = normalize_number(raw_owner, country)
+    sender = None if raw_from is None else normalize_number(raw_from, country)
+    recipients = [normalize_number(n, country) for n in raw_to]
+    raw: dict[str, str] = {}
+    if raw_owner != owner:
+        raw["raw.owner"] = raw_owner
+    if raw_from is not None and raw_from != sender:
+        raw["raw.from"] = raw_from
+    if raw_to != recipients:
+        raw["raw.to"] = attribute_value(raw_to)
+    return Parties(owner, sender, recipients, raw)
+
+
+def media_from_url(uri: str) -> Media:
+    """A media URL as Media, named after its last path segment (query and fragment aside).
+
+    A URL without a path, or ending in "/", names no file.
+    """
+    path = uri.split("?", 1)[0].split("#", 1)[0]
+    if "://" in path:
+        path = path.split("://", 1)[1]
+    name = unquote(path.rsplit("/", 1)[-1]) if "/" in path else ""
+    return Media(uri=uri, filename=name or None)
+
+
+# The Avro `segment_count` is an int: anything larger would fail to encode.
+MAX_SEGMENTS = 2**31 - 1
+
+
+def segment_count(value: Any, attributes: dict[str, str], key: str) -> int | None:
+    """A usable segment count, or None with the odd value kept in attributes under `key`."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEGMENTS:
+        return value
+    if value is not None:
+        attributes[key] = attribute_value(value)
+    return None

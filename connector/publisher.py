@@ -46,8 +46,12 @@ class PublishError(Exception):
 
 
 class Publisher:
-    def __init__(self, bootstrap_servers: str, extra: Mapping[str, str | int | float | bool]):
-        conf = {**DEFAULTS, **extra, **GUARANTEES, "bootstrap.servers": bootstrap_servers}
+    def __init__(
+        self,
+        client: Mapping[str, str | int | float | bool],
+        producer: Mapping[str, str | int | float | bool],
+    ) -> None:
+        conf: dict[str, object] = {**DEFAULTS, **producer, **client, **GUARANTEES}
         conf["error_cb"] = self._on_error
         self._producer = Producer(conf)
         self._stopping = threading.Event()

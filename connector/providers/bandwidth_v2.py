@@ -13,19 +13,13 @@ from connector.callback import Callback, Provider, Refusal, TranslateContext
 from connector.parsing import (
     expect_str,
     expect_str_list,
-    normalize_number,
+    media_from_url,
+    normalize_parties,
     optional_time,
     parse_json,
+    segment_count,
 )
-from connector.record import (
-    Direction,
-    EventType,
-    Media,
-    MmsEvent,
-    attribute_value,
-    event_id,
-    flatten_attributes,
-)
+from connector.record import Direction, EventType, MmsEvent, event_id, flatten_attributes
 
 NAME = "bandwidth-v2"
 
@@ -80,42 +74,27 @@ def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> 
     if raw_owner is None:
         raise Refusal("missing_field", f"{where}.message.owner is required")
 
-    country = ctx.default_country
-    owner = normalize_number(raw_owner, country)
-    sender = normalize_number(raw_from, country) if raw_from is not None else None
-    recipients = [normalize_number(n, country) for n in raw_to]
-
+    parties = normalize_parties(raw_owner, raw_from, raw_to, ctx.default_country)
     time = item.get("time")
-    occurred_at = optional_time(time, f"{where}.time")
     failed = event_type == "failed"
     attributes = flatten_attributes(item, CONSUMED | ({"description"} if failed else set()))
-    # Keep the digits as sent wherever E.164 changed them.
-    for key, raw, mapped in (("owner", raw_owner, owner), ("from", raw_from, sender)):
-        if raw != mapped and raw is not None:
-            attributes[f"raw.{key}"] = raw
-    if raw_to != recipients:
-        attributes["raw.to"] = attribute_value(raw_to)
-
-    segments = message.get("segmentCount")
-    if not (isinstance(segments, int) and not isinstance(segments, bool) and segments >= 0):
-        if segments is not None:
-            attributes["message.segmentCount"] = attribute_value(segments)
-        segments = None
+    attributes |= parties.raw
+    segments = segment_count(message.get("segmentCount"), attributes, "message.segmentCount")
     return MmsEvent(
         event_id=event_id(NAME, message_id, raw_owner, raw_type, time),
         provider=NAME,
         event_type=event_type,
         direction=direction,
-        owner=owner,
+        owner=parties.owner,
         received_at=callback.received_at,
-        from_=sender,
-        to=recipients,
+        from_=parties.from_,
+        to=parties.to,
         text=expect_str(message.get("text"), f"{where}.message.text"),
-        media=[_media(uri) for uri in expect_str_list(message.get("media"), f"{where}.media")],
+        media=[media_from_url(u) for u in expect_str_list(message.get("media"), f"{where}.media")],
         provider_message_id=message_id,
         application_id=expect_str(message.get("applicationId"), f"{where}.applicationId"),
         tag=expect_str(message.get("tag"), f"{where}.message.tag"),
-        occurred_at=occurred_at,
+        occurred_at=optional_time(time, f"{where}.time"),
         segment_count=segments,
         error_code=expect_str(item.get("errorCode"), f"{where}.errorCode"),
         error_description=expect_str(item.get("description"), f"{where}.description")
@@ -123,12 +102,6 @@ def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> 
         else None,
         attributes=attributes,
     )
-
-
-def _media(uri: str) -> Media:
-    # Bandwidth media URLs end in the file name: .../media/<id>/0/picture.jpg
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
-    return Media(uri=uri, filename=name or None)
 
 
 PROVIDER = Provider(NAME, translate)

@@ -1,0 +1,236 @@
+"""OpenMarket MMS callbacks: MO messages (multipart/mixed) and delivery reports (JSON).
+
+An MO is multipart/mixed: a JSON part (type MO, Content-Id main) first, then the message's
+parts, which OpenMarket documents as base64. A delivery report (type REPORT) is a plain JSON POST
+about an MT we sent and names no phone number. OpenMarket wants 200 with an empty body within
+10 s and retries anything else, so duplicates happen: event ids come from the provider's ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.callback import (
+    Callback,
+    Provider,
+    Refusal,
+    Reply,
+    TranslateContext,
+)
+from connector.parsing import (
+    expect_str,
+    expect_str_list,
+    normalize_number,
+    optional_time,
+    parse_json,
+)
+from connector.providers.openmarket.mime import Part, options, read_parts, text_of
+from connector.record import (
+    EventType,
+    Media,
+    MmsEvent,
+    attribute_value,
+    event_id,
+    flatten_attributes,
+)
+
+NAME = "openmarket"
+
+# Fields with a canonical home; everything else lands in attributes.
+MO_CONSUMED = {"type", "moId", "source", "destinations", "ccs", "bccs", "date", "subject"}
+# `status` is mapped to event_type but also kept as sent, so it is not consumed.
+REPORT_CONSUMED = {"type", "mtId", "date"}
+# Only a failure has an error; on other reports the outcome stays in attributes.
+FAILURE_CONSUMED = {"outcomeId", "outcomeDescription"}
+
+# Report statuses (MM7 vocabulary, compared case-insensitively). Anything else, including the
+# non-final Forwarded/Deferred/Indeterminate, is "sent": the MT left us and is not known to be
+# delivered or failed; the raw status stays in attributes["status"].
+REPORT_EVENT_TYPES: dict[str, EventType] = {
+    "delivered": "delivered",
+    "retrieved": "delivered",
+    "rejected": "failed",
+    "failed": "failed",
+    "expired": "failed",
+    "undeliverable": "failed",
+    "unrecognized": "failed",
+    "unreachable": "failed",
+    "notsupported": "failed",
+}
+
+# The X-Request-Id header, namespaced apart from the JSON fields (camelCase) and raw.* numbers.
+REQUEST_ID_ATTRIBUTE = "header.x-request-id"
+
+JSON_MEDIA_TYPES = {"application/json", "text/json"}
+
+
+def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+    media_type, params = options(callback.content_type or callback.headers.get("content-type", ""))
+    if media_type.startswith("multipart/"):
+        return [_mo(callback, params.get("boundary", ""), ctx)]
+    # Reports come as application/json; anything not multipart is read as JSON and refused as
+    # invalid_json if it is not.
+    data = _object(parse_json(callback.body))
+    kind = _kind(data)
+    if kind == "REPORT":
+        return [_report(data, callback)]
+    if kind == "MO":
+        raise Refusal("not_multipart", "an MO must come as multipart/mixed with its parts")
+    raise Refusal("unknown_type", f"type {kind!r} is neither MO nor REPORT")
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise Refusal("invalid_event", "expected a JSON object")
+    return data
+
+
+def _kind(data: dict[str, Any]) -> str:
+    return (expect_str(data.get("type"), "type", required=True) or "").upper()
+
+
+def _mo(callback: Callback, boundary: str, ctx: TranslateContext) -> MmsEvent:
+    if not boundary:
+        raise Refusal("missing_boundary", "multipart Content-Type without a boundary")
+    details, *contents = read_parts(callback.body, boundary.encode("latin-1"), ctx.limits)
+    if details.media_type not in JSON_MEDIA_TYPES and _content_id(details) != "main":
+        raise Refusal("missing_json_part", "the first part must be the JSON details")
+    data = _object(parse_json(details.content))
+    kind = _kind(data)
+    if kind != "MO":
+        raise Refusal("unknown_type", f"a multipart callback must be an MO, not {kind!r}")
+
+    mo_id = expect_str(data.get("moId"), "moId", required=True)
+    raw_from = expect_str(data.get("source"), "source", required=True) or ""
+    raw_to = expect_str_list(data.get("destinations"), "destinations")
+    # The first destination is the Kafka key: blank will not do.
+    if not raw_to or not raw_to[0].strip() or not raw_from.strip():
+        raise Refusal("missing_field", "source and destinations are required")
+    raw_cc = expect_str_list(data.get("ccs"), "ccs")
+    raw_bcc = expect_str_list(data.get("bccs"), "bccs")
+    subject = expect_str(data.get("subject"), "subject")
+    occurred_at = optional_time(data.get("date"), "date")
+
+    country = ctx.default_country
+    sender = normalize_number(raw_from, country)
+    recipients = [normalize_number(n, country) for n in raw_to]
+    cc = [normalize_number(n, country) for n in raw_cc]
+    bcc = [normalize_number(n, country) for n in raw_bcc]
+    attributes = flatten_attributes(data, MO_CONSUMED)
+    # Keep the digits as sent wherever E.164 changed them.
+    if raw_from != sender:
+        attributes["raw.from"] = raw_from
+    if raw_to[0] != recipients[0]:
+        attributes["raw.owner"] = raw_to[0]
+    for key, raw, mapped in (("to", raw_to, recipients), ("cc", raw_cc, cc), ("bcc", raw_bcc, bcc)):
+        if raw != mapped:
+            attributes[f"raw.{key}"] = attribute_value(raw)
+    _add_request_id(attributes, callback)
+
+    # text/plain parts are the message text; they are not stored again as media.
+    texts = [text_of(p.content, p.params.get("charset")) for p in contents if _is_text(p)]
+    # Stored last, so a refused callback leaves no files behind.
+    media = [_store(p, ctx) for p in contents if not _is_text(p)]
+    return MmsEvent(
+        # moId is OpenMarket's id of this MO: a retry carries the same one.
+        event_id=event_id(NAME, "MO", mo_id),
+        provider=NAME,
+        event_type="received",
+        direction="inbound",
+        # OpenMarket sends one destination: our short code or number.
+        owner=recipients[0],
+        received_at=callback.received_at,
+        from_=sender,
+        to=recipients,
+        cc=cc,
+        bcc=bcc,
+        text="\n".join(texts) if texts else None,
+        subject=subject,
+        media=media,
+        provider_message_id=mo_id,
+        occurred_at=occurred_at,
+        attributes=attributes,
+    )
+
+
+def _report(data: dict[str, Any], callback: Callback) -> MmsEvent:
+    mt_id = expect_str(data.get("mtId"), "mtId", required=True) or ""
+    if not mt_id.strip():  # it becomes the Kafka key
+        raise Refusal("missing_field", "mtId is required")
+    status = expect_str(data.get("status"), "status", required=True) or ""
+    event_type = REPORT_EVENT_TYPES.get(status.strip().lower(), "sent")
+    failed = event_type == "failed"
+    date = data.get("date")
+    attributes = flatten_attributes(data, REPORT_CONSUMED | (FAILURE_CONSUMED if failed else set()))
+    _add_request_id(attributes, callback)
+    return MmsEvent(
+        # A retry repeats the body; the status, outcome and date tell one report from the next.
+        event_id=event_id(NAME, "REPORT", mt_id, status, data.get("outcomeId"), date),
+        provider=NAME,
+        event_type=event_type,
+        direction="outbound",
+        # A report names no number of ours. The MT's id keys it instead: every report on one MT
+        # lands in one partition, in order, under the id a consumer joins it to the MT by.
+        owner=mt_id,
+        received_at=callback.received_at,
+        provider_message_id=mt_id,
+        occurred_at=optional_time(date, "date"),
+        error_code=expect_str(data.get("outcomeId"), "outcomeId") if failed else None,
+        error_description=expect_str(data.get("outcomeDescription"), "outcomeDescription")
+        if failed
+        else None,
+        attributes=attributes,
+    )
+
+
+def _add_request_id(attributes: dict[str, str], callback: Callback) -> None:
+    request_id = callback.headers.get("x-request-id", "").strip()
+    if request_id:
+        attributes[REQUEST_ID_ATTRIBUTE] = request_id
+
+
+def _is_text(part: Part) -> bool:
+    return part.media_type == "text/plain"
+
+
+def _content_id(part: Part) -> str:
+    return part.headers.get("content-id", "").strip().strip("<>").strip()
+
+
+def _filename(part: Part) -> str | None:
+    """Content-Disposition's filename when there is one (it is meant as the name), else the
+    Content-Id (OpenMarket puts the file name there), else Content-Location's last segment."""
+    disposition = options(part.headers.get("content-disposition", ""))[1].get("filename")
+    location = part.headers.get("content-location", "").strip().rsplit("/", 1)[-1]
+    name = disposition or _content_id(part) or location
+    return _utf8(name) if name else None
+
+
+def _utf8(value: str) -> str:
+    # Header bytes were read as latin-1; most senders mean UTF-8 when they go beyond ASCII.
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def _store(part: Part, ctx: TranslateContext) -> Media:
+    if ctx.media_store is None:
+        raise Refusal("no_media_store", "no media store configured for inline parts", status=500)
+    try:
+        return ctx.media_store.store(part.content, part.media_type, _filename(part))
+    except OSError as exc:
+        # Ours, not the provider's: a 503 makes OpenMarket retry once the disk is back.
+        raise Refusal("media_store_failed", f"storing a part failed: {exc}", status=503) from None
+
+
+def empty_200(_outcome: object) -> Reply:
+    """OpenMarket requires 200 with an empty body, and retries anything else.
+
+    Used for accepted callbacks and, once the raw callback is safe in the dead-letter topic,
+    for untranslatable ones: retrying those is pointless.
+    """
+    return Reply(200)
+
+
+PROVIDER = Provider(NAME, translate, accepted=empty_200, dead_lettered=empty_200)

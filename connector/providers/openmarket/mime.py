@@ -1,0 +1,198 @@
+"""A tolerant multipart/mixed reader for OpenMarket MO bodies.
+
+Not python-multipart's MultipartParser: it requires CRLF line ends, a blank line after each
+part's headers and a body that starts at the first delimiter, while MIME allows a preamble and
+OpenMarket's documented form has LF-only lines and no blank line. Finding delimiter lines with
+a regex is simple, runs in C, and lets the part limits stop the scan early.
+
+What is tolerated: a preamble and an epilogue (ignored, as RFC 2046 says), CRLF or LF line ends,
+spaces after a delimiter or a header value, part headers in any case, no blank line between a
+part's headers and its body, and a missing closing delimiter (HTTP framing already delimits
+the body, so the last part simply runs to its end).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from python_multipart.multipart import parse_options_header
+
+from connector.callback import Limits, Refusal
+
+# Lines looked at for a part's headers; a longer run without a blank line is read as the
+# documented form without one (so Content-* lines are headers and the rest is body).
+MAX_HEADER_LINES = 32
+
+# Greedy value, stripped afterwards: a lazy value before optional spaces backtracks
+# quadratically on long runs of spaces.
+_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:(.*)")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_WHITESPACE = b" \t\r\n\v\f"
+_IDENTITY_ENCODINGS = {"7bit", "8bit", "binary"}
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One body part: headers with lower-cased names (values as latin-1 text, so no byte is
+    lost), its media type without parameters (None when it has no Content-Type), and its
+    content with the transfer encoding undone."""
+
+    headers: dict[str, str]
+    media_type: str | None
+    params: dict[str, str]
+    content: bytes
+
+
+def options(value: str) -> tuple[str, dict[str, str]]:
+    """A header value with parameters: the lower-cased value and its parameters (names lower-cased,
+    quotes removed)."""
+    try:
+        kind, params = parse_options_header(value)
+    except UnicodeEncodeError:
+        # parse_options_header works on latin-1; HTTP header values are latin-1 by definition.
+        raise Refusal("invalid_header", f"header value is not latin-1: {value!r}") from None
+    return kind.decode("latin-1"), {
+        k.decode("latin-1"): v.decode("latin-1") for k, v in params.items()
+    }
+
+
+def read_parts(body: bytes, boundary: bytes, limits: Limits) -> list[Part]:
+    """The parts between the delimiters of `boundary`; refuses past the configured limits before
+    reading further."""
+    # A delimiter line: the boundary, "--" if it closes, padding, then the line end.
+    delimiter = re.compile(re.escape(b"--" + boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    parts: list[Part] = []
+    start: int | None = None  # where the content of the open part begins
+    for match in delimiter.finditer(body):
+        at = match.start()
+        if at and body[at - 1] != 0x0A:  # only at the start of a line
+            continue
+        if start is not None:
+            parts.append(_part(body[start : _content_end(body, start, at)], limits))
+        if match.group(1):
+            start = None
+            break
+        if len(parts) == limits.max_parts:
+            raise Refusal("too_many_parts", f"more than {limits.max_parts} body parts", status=413)
+        start = match.end()
+    if start is not None:
+        # No closing delimiter: the last part ends with the body (and its last line break).
+        end = len(body) - (2 if body.endswith(b"\r\n") else 1 if body.endswith(b"\n") else 0)
+        parts.append(_part(body[start : max(start, end)], limits))
+    if not parts:
+        raise Refusal("no_parts", "no body part delimited by the Content-Type boundary")
+    return parts
+
+
+def _content_end(body: bytes, start: int, delimiter_at: int) -> int:
+    # The line break before a delimiter belongs to the delimiter, not to the content.
+    end = delimiter_at - 1
+    if end > start and body[end - 1] == 0x0D:
+        end -= 1
+    return max(start, end)
+
+
+def _part(raw: bytes, limits: Limits) -> Part:
+    headers, payload = _headers(raw)
+    media_type, params = options(headers["content-type"]) if "content-type" in headers else ("", {})
+    content = _decode(payload, headers.get("content-transfer-encoding"), media_type, params)
+    if len(content) > limits.max_part_bytes:
+        raise Refusal(
+            "part_too_large", f"a body part over {limits.max_part_bytes} bytes", status=413
+        )
+    return Part(headers, media_type or None, params, content)
+
+
+def _headers(raw: bytes) -> tuple[dict[str, str], bytes]:
+    lines: list[tuple[int, str | None, str]] = []  # (offset, name or None if folded, value)
+    pos = 0
+    for _ in range(MAX_HEADER_LINES):
+        if pos >= len(raw):
+            break
+        eol = raw.find(b"\n", pos)
+        after = len(raw) if eol == -1 else eol + 1
+        line = raw[pos:after].rstrip(b"\r\n")
+        if not line.strip(b" \t"):
+            # The standard form: every line before the blank line is a header.
+            return _named(lines), raw[after:]
+        if line[:1] in (b" ", b"\t"):
+            lines.append((pos, None, line.strip(b" \t").decode("latin-1")))
+        elif match := _HEADER.fullmatch(line):
+            key, text = (group.strip(b" \t").decode("latin-1") for group in match.groups())
+            lines.append((pos, key.lower(), text))
+        else:
+            break
+        pos = after
+    # No blank line (OpenMarket's documented form): only unfolded Content-* lines count as
+    # headers, the only ones RFC 2045 gives a meaning in a part, so a body line like "Note: hi"
+    # or indented JSON stays in the body.
+    count = 0
+    while count < len(lines) and (lines[count][1] or "").startswith("content-"):
+        count += 1
+    body_at = lines[count][0] if count < len(lines) else pos
+    return _named(lines[:count]), raw[body_at:]
+
+
+def _named(lines: list[tuple[int, str | None, str]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    name = None
+    for _, key, value in lines:
+        if key is not None:
+            name, headers[key] = key, value
+        elif name is not None:  # a folded line continues the header before it
+            headers[name] = f"{headers[name]} {value}"
+    return headers
+
+
+def _decode(payload: bytes, encoding: str | None, media_type: str, params: dict[str, str]) -> bytes:
+    encoding = (encoding or "").strip().lower()
+    if not encoding:
+        return _maybe_base64(payload, media_type, params.get("charset"))
+    if encoding == "base64":
+        try:
+            return base64.b64decode(payload.translate(None, _WHITESPACE), validate=True)
+        except binascii.Error as exc:
+            raise Refusal("invalid_base64", f"a base64 body part does not decode: {exc}") from None
+    if encoding == "quoted-printable":
+        return binascii.a2b_qp(payload)
+    if encoding in _IDENTITY_ENCODINGS:
+        return payload
+    raise Refusal("unsupported_transfer_encoding", f"Content-Transfer-Encoding {encoding!r}")
+
+
+def _maybe_base64(payload: bytes, media_type: str, charset: str | None) -> bytes:
+    """No Content-Transfer-Encoding: OpenMarket documents its parts as base64 without a header
+    saying so, yet draws its text part raw. Decode only what looks like an encoder's output:
+    nothing but the base64 alphabet and line breaks (raw text has spaces), strictly padded.
+    Binary media never looks like that raw. A raw single word can ("Nips" is valid base64), so
+    a text part must also decode to clean text in its charset; a word of 4 or 8 letters may
+    still pass, which only a Content-Transfer-Encoding header rules out."""
+    compact = payload.strip(_WHITESPACE).translate(None, b"\r\n")
+    if not compact:
+        return payload
+    try:
+        decoded = base64.b64decode(compact, validate=True)
+    except binascii.Error:
+        return payload
+    if media_type.startswith("text/") and not _clean_text(decoded, charset):
+        return payload
+    return decoded
+
+
+def _clean_text(content: bytes, charset: str | None) -> bool:
+    try:
+        text = content.decode(charset or "utf-8")
+    except (LookupError, ValueError):
+        return False
+    return _CONTROL_CHARS.search(text) is None
+
+
+def text_of(content: bytes, charset: str | None) -> str:
+    """A text part's text in its charset (UTF-8 when absent or unknown), bad bytes replaced."""
+    try:
+        return content.decode(charset or "utf-8", "replace")
+    except (LookupError, ValueError):
+        return content.decode("utf-8", "replace")

@@ -1,0 +1,115 @@
+"""Dead-letter records: the body kept byte-exact, the headers kept without credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime
+
+import fastavro
+import orjson
+import pytest
+
+from connector import dead_letters
+from connector.app import _endpoint
+from connector.callback import Callback, Refusal
+from connector.codec import DEAD_LETTER_SCHEMA, current_schema
+from connector.config import Config
+from connector.pipeline import routes
+
+RECEIVED_AT = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+# What the app hands over: header names lower-cased.
+HEADERS = {
+    "host": "connector.example.com",
+    "content-type": "application/json; charset=utf-8",
+    "user-agent": "BandwidthAPI/v2",
+    "x-request-id": "req-42",
+    "x-forwarded-for": "203.0.113.9",
+    "authorization": "Basic Ync6c2VjcmV0",
+    "proxy-authorization": "Basic cHJveHk6c2VjcmV0",
+    "cookie": "session=abc",
+    "x-callback-token": "tok-123",
+}
+# Not UTF-8, a NUL, CRLF, trailing whitespace: none of it may be normalised.
+BODY = b'\xef\xbb\xbf[{"type":"message-received"\x00}]\r\n\xff\xfe  \n'
+REFUSAL = Refusal("invalid_json", "body is not valid JSON: unexpected character")
+
+
+def letter(secret_headers: tuple[str, ...] = ("X-Callback-Token",)) -> dict[str, object]:
+    callback = Callback(BODY, dict(HEADERS), RECEIVED_AT, HEADERS["content-type"])
+    return dead_letters.record(
+        "bandwidth-v2", "/callbacks/bandwidth-v2", callback, REFUSAL, secret_headers
+    )
+
+
+def test_credentials_are_stripped_and_everything_else_kept() -> None:
+    assert letter()["headers"] == {
+        "host": "connector.example.com",
+        "content-type": "application/json; charset=utf-8",
+        "user-agent": "BandwidthAPI/v2",
+        "x-request-id": "req-42",
+        "x-forwarded-for": "203.0.113.9",
+    }
+
+
+def test_the_route_token_header_is_kept_when_the_route_has_none() -> None:
+    # Only the configured token header is a secret; another route may use it as plain data.
+    headers = letter(secret_headers=())["headers"]
+    assert isinstance(headers, dict)
+    assert headers["x-callback-token"] == "tok-123"
+    assert "authorization" not in headers
+    assert "cookie" not in headers
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"token": {"header": "X-Callback-Token", "value": {"env": "TOKEN"}}},
+        {"token": {"header": "x-callback-token", "value": {"env": "TOKEN"}}},
+    ],
+)
+def test_the_app_hides_the_route_token_header(auth: dict[str, object]) -> None:
+    config = Config.model_validate({"providers": {"bandwidth-v2": {"enabled": True, "auth": auth}}})
+    endpoint = _endpoint(routes(config)[0], {"TOKEN": "tok-123"})
+    callback = Callback(BODY, dict(HEADERS), RECEIVED_AT, HEADERS["content-type"])
+    record = dead_letters.record(
+        "bandwidth-v2", "/callbacks/bandwidth-v2", callback, REFUSAL, endpoint.secret_headers
+    )
+    assert "x-callback-token" not in record["headers"]
+    assert "tok-123" not in orjson.dumps(record["headers"]).decode()
+
+
+def test_body_is_kept_byte_exact_with_its_hash() -> None:
+    record = letter()
+    assert record["body"] == BODY
+    assert record["body_sha256"] == hashlib.sha256(BODY).hexdigest()
+
+
+def test_record_carries_provider_route_error_and_time() -> None:
+    record = letter()
+    assert {k: record[k] for k in ("provider", "route", "error_code", "error_detail")} == {
+        "provider": "bandwidth-v2",
+        "route": "/callbacks/bandwidth-v2",
+        "error_code": "invalid_json",
+        "error_detail": "body is not valid JSON: unexpected character",
+    }
+    assert record["received_at"] == RECEIVED_AT
+
+
+def test_record_round_trips_through_the_avro_schema_byte_exact() -> None:
+    schema = fastavro.parse_schema(orjson.loads(current_schema(DEAD_LETTER_SCHEMA)))
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, schema, letter())
+    out.seek(0)
+    decoded = fastavro.schemaless_reader(out, schema, schema)
+    assert isinstance(decoded, dict)
+    assert decoded["body"] == BODY
+    assert decoded["received_at"] == RECEIVED_AT
+    assert "authorization" not in decoded["headers"]
+
+    # ... and becomes the same callback again for replay.
+    again = dead_letters.callback(decoded)
+    assert again.body == BODY
+    assert again.content_type == HEADERS["content-type"]
+    assert again.received_at == RECEIVED_AT
+    assert again.headers["x-request-id"] == "req-42"
