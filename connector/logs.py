@@ -33,3 +33,6 @@ def configure(level: str = "INFO", json: bool = True) -> None:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # The registry client logs every HTTP request at INFO: noise next to our own lines.
+    for chatty in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
