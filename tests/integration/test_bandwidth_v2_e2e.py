@@ -11,9 +11,9 @@ import pytest
 from connector.codec import subject
 from connector.config import Config
 from connector.devstack import Endpoints
-from connector.record import event_id
 from tests.helpers import payload
 from tests.integration.conftest import free_port, running
+from tests.unit.test_bandwidth_v2 import INBOUND_MMS_RECORD
 
 pytestmark = pytest.mark.integration
 
@@ -47,54 +47,7 @@ def test_callbacks_arrive_as_avro_records(make_config, consume, topic, endpoints
     value = dict(inbound.value)
     received_at = value.pop("received_at")
     assert before <= received_at <= after
-    media_base = "https://messaging.bandwidth.com/api/v2/users/5559876/media/"
-    assert value == {
-        "event_id": event_id(
-            "bandwidth-v2",
-            "1710428966534ia3vkyfcpd4bf7sk",
-            "+19195554321",
-            "message-received",
-            "2024-03-14T15:09:26.535Z",
-        ),
-        "provider": "bandwidth-v2",
-        "event_type": "received",
-        "direction": "inbound",
-        "owner": "+19195554321",
-        "from": "+17045551234",
-        "to": ["+19195554321"],
-        "cc": [],
-        "bcc": [],
-        "text": "Here's the photo 📷 from Saturday",
-        "subject": None,
-        "media": [
-            {
-                "uri": media_base + "14762070468292kw2fuqty55yp2b2/0/IMG_4021.jpg",
-                "content_type": None,
-                "size": None,
-                "sha256": None,
-                "filename": "IMG_4021.jpg",
-            },
-            {
-                "uri": media_base + "14762070468292kw2fuqty55yp2b2/1/smil.xml",
-                "content_type": None,
-                "size": None,
-                "sha256": None,
-                "filename": "smil.xml",
-            },
-        ],
-        "provider_message_id": "1710428966534ia3vkyfcpd4bf7sk",
-        "application_id": "93de2206-9669-4e07-948d-329f4b722ee2",
-        "tag": None,
-        "occurred_at": datetime(2024, 3, 14, 15, 9, 26, 535000, tzinfo=UTC),
-        "segment_count": 1,
-        "error_code": None,
-        "error_description": None,
-        "attributes": {
-            "description": "Incoming message received",
-            "to": "+19195554321",
-            "message.time": "2024-03-14T15:09:26.526Z",
-        },
-    }
+    assert value == INBOUND_MMS_RECORD
 
     delivered, failed = records[1], records[2]
     assert (delivered.key, failed.key) == ("+19196494865", "+19196494865")
