@@ -9,18 +9,26 @@ import pytest
 from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from connector.codec import Codec, registry_client, schema_versions, subject
+from connector.codec import (
+    DEAD_LETTER_SCHEMA,
+    EVENT_SCHEMA,
+    Codec,
+    registry_client,
+    schema_versions,
+    subject,
+)
 
 pytestmark = pytest.mark.integration
 
 
-def test_versions_register_in_order_under_backward_transitive(endpoints) -> None:
+@pytest.mark.parametrize("schema", [EVENT_SCHEMA, DEAD_LETTER_SCHEMA])
+def test_versions_register_in_order_under_backward_transitive(endpoints, schema: str) -> None:
     client = registry_client(endpoints.registry_url)
     name = f"schema-check-{uuid.uuid4().hex[:8]}-value"
     client.set_compatibility(name, "BACKWARD_TRANSITIVE")
     ids = [
         client.register_schema(name, Schema(path.read_text(), "AVRO"))
-        for path in schema_versions().values()
+        for path in schema_versions(schema).values()
     ]
     assert len(set(ids)) == len(ids)
 

@@ -8,21 +8,27 @@ import json
 import fastavro
 import pytest
 
-from connector.codec import current_schema, schema_versions
+from connector.codec import DEAD_LETTER_SCHEMA, EVENT_SCHEMA, current_schema, schema_versions
 from connector.record import Media, MmsEvent
 from tests.helpers import RECEIVED_AT
 
 VERSIONS = schema_versions()
 
 
-def test_versions_are_numbered_from_one_without_gaps() -> None:
-    assert list(VERSIONS) == list(range(1, len(VERSIONS) + 1))
-    for number, path in VERSIONS.items():
+SCHEMAS = [EVENT_SCHEMA, DEAD_LETTER_SCHEMA]
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_versions_are_numbered_from_one_without_gaps(name: str) -> None:
+    versions = schema_versions(name)
+    assert list(versions) == list(range(1, len(versions) + 1))
+    for number, path in versions.items():
         assert json.loads(path.read_text())["version"] == number
 
 
-def test_every_field_is_documented() -> None:
-    schema = json.loads(current_schema())
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_every_field_is_documented(name: str) -> None:
+    schema = json.loads(current_schema(name))
     # Field names and docs are the contract downstream teams read.
     assert [f["name"] for f in schema["fields"] if not f.get("doc")] == []
 
