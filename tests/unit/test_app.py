@@ -1,0 +1,60 @@
+"""Routing of the app, without Kafka (the lifespan is not started)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from connector.app import create_app
+from connector.config import Config, ConfigError
+
+
+def client(providers: dict) -> TestClient:
+    return TestClient(create_app(Config.model_validate({"providers": providers}), env={}))
+
+
+def test_disabled_and_unconfigured_providers_have_no_route() -> None:
+    app = client({"bandwidth-v2": {"enabled": True}, "sinch": {"enabled": False}})
+    assert app.post("/callbacks/sinch", content=b"<postback/>").status_code == 404
+    assert app.post("/callbacks/openmarket", content=b"").status_code == 404
+    assert app.get("/callbacks/bandwidth-v2").status_code == 405
+
+
+def test_health_before_start() -> None:
+    app = client({})
+    assert app.get("/healthz").json() == {"status": "ok"}
+    assert app.get("/readyz").status_code == 503
+
+
+def test_token_in_path_moves_the_route() -> None:
+    app = TestClient(
+        create_app(
+            Config.model_validate(
+                {
+                    "providers": {
+                        "sinch": {
+                            "enabled": True,
+                            "auth": {"token": {"in_path": True, "value": {"env": "T"}}},
+                        }
+                    }
+                }
+            ),
+            env={"T": "s3cret"},
+        )
+    )
+    assert app.post("/callbacks/sinch", content=b"").status_code == 404
+
+
+def test_missing_secret_stops_the_app_naming_the_key() -> None:
+    config = Config.model_validate(
+        {
+            "providers": {
+                "sinch": {
+                    "enabled": True,
+                    "auth": {"basic": {"username": "u", "password": {"env": "MMS_SINCH_PASSWORD"}}},
+                }
+            }
+        }
+    )
+    with pytest.raises(ConfigError, match=r"providers\.sinch\.auth\.basic\.password.*MMS_SINCH"):
+        create_app(config, env={})
