@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 import shutil
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from connector import cli
+from connector import config as config_mod
 from tests.helm.conftest import (
     CHART,
     FULL_VALUES,
@@ -245,6 +248,22 @@ def test_probes_use_the_dedicated_endpoints(any_render: Rendered) -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
 
 
+def shutdown_budget(config: dict[str, Any], pre_stop: float) -> float:
+    """What the pod needs between deletion and SIGKILL (see the chart README, "Shutdown
+    budget"): the preStop sleep; uvicorn's drain of in-flight callbacks (each up to
+    read_timeout_seconds + deadline_seconds, cut at its graceful-shutdown timeout, which
+    connector.cli sets to kafka.flush_timeout_seconds); the producer flush."""
+    flush = config["kafka"].get("flush_timeout_seconds", 30.0)
+    longest = max(
+        [
+            p.get("read_timeout_seconds", 30.0) + p.get("deadline_seconds", 8.0)
+            for p in config["providers"].values()
+        ]
+        or [0.0]
+    )
+    return pre_stop + min(longest, flush) + flush
+
+
 def test_shutdown_fits_drain_and_flush(any_render: Rendered, helm: Path) -> None:
     spec = any_render.pod["spec"]
     command = any_render.container["lifecycle"]["preStop"]["exec"]["command"]
@@ -252,17 +271,69 @@ def test_shutdown_fits_drain_and_flush(any_render: Rendered, helm: Path) -> None
     pre_stop = int(command[1])
     assert pre_stop >= 5
     config = yaml.safe_load(any_render.config_text)
-    deadline = max([p.get("deadline_seconds", 8.0) for p in config["providers"].values()] or [8])
-    flush = config["kafka"]["flush_timeout_seconds"]
-    assert spec["terminationGracePeriodSeconds"] >= pre_stop + deadline + flush
+    assert spec["terminationGracePeriodSeconds"] >= shutdown_budget(config, pre_stop)
 
 
-def test_grace_period_too_short_is_refused(helm: Path) -> None:
-    err = refused(
-        helm,
-        *sets("providers.sinch.enabled=true", "providers.sinch.deadline_seconds=30"),
-    )
+def test_uvicorn_drain_timeout_is_the_flush_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The budget above relies on this: uvicorn's graceful-shutdown timeout is the flush timeout.
+    import signal
+
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # leave pytest's handlers alone
+    config = config_mod.Config.model_validate({"kafka": {"flush_timeout_seconds": 12.5}})
+    cli._run(config, "127.0.0.1", 8080)
+    assert seen["timeout_graceful_shutdown"] == 12.5
+
+
+def test_default_values_fit_an_enabled_provider(helm: Path) -> None:
+    # The README's install command enables one provider with the connector's defaults.
+    rendered = render(helm, *sets("providers.bandwidth-v2.enabled=true"))
+    config = yaml.safe_load(rendered.config_text)
+    assert shutdown_budget(config, 5) == 5 + 30 + 30  # min(30 + 8, 30): uvicorn cuts the drain
+    assert rendered.pod["spec"]["terminationGracePeriodSeconds"] >= 65
+
+
+@pytest.mark.parametrize(
+    ("settings", "needed"),
+    [
+        # The drain is capped by the flush timeout (uvicorn's graceful-shutdown timeout).
+        (["providers.sinch.enabled=true"], 5 + 30 + 30),
+        (["providers.sinch.enabled=true", "providers.sinch.deadline_seconds=60"], 5 + 30 + 30),
+        # Below the cap, a slow upload (read_timeout_seconds) counts as well as the deadline.
+        (
+            [
+                "providers.sinch.enabled=true",
+                "kafka.flush_timeout_seconds=60",
+                "providers.sinch.read_timeout_seconds=20",
+            ],
+            5 + 28 + 60,
+        ),
+        (
+            [
+                "providers.sinch.enabled=true",
+                "providers.openmarket.enabled=true",
+                "kafka.flush_timeout_seconds=60",
+                "providers.sinch.read_timeout_seconds=10",
+                "providers.openmarket.read_timeout_seconds=15",
+                "providers.openmarket.deadline_seconds=10",
+            ],
+            5 + 25 + 60,
+        ),
+        # No provider: nothing in flight, only the flush.
+        ([], 5 + 30),
+    ],
+)
+def test_grace_period_below_the_budget_is_refused(
+    helm: Path, settings: list[str], needed: float
+) -> None:
+    at = math.ceil(needed)
+    assert render(helm, *sets(*settings, f"shutdown.terminationGracePeriodSeconds={at}"))
+    err = refused(helm, *sets(*settings, f"shutdown.terminationGracePeriodSeconds={at - 1}"))
     assert "terminationGracePeriodSeconds" in err
+    assert f"= {needed:g};" in err
 
 
 def test_pods_spread_over_nodes_and_zones(default_render: Rendered, full_render: Rendered) -> None:
@@ -408,6 +479,147 @@ def test_existing_secret_is_used_as_is(helm: Path) -> None:
     assert "both" in refused(helm, *sets("existingSecret=a", "secretEnv.B=c"))
 
 
+def _secret_refs(config: dict[str, Any]) -> dict[str, Any]:
+    """Every place of the config file that holds a credential: key -> what is there."""
+    refs = {f"kafka.secrets.{k}": v for k, v in config["kafka"].get("secrets", {}).items()}
+    if "password" in config["schema_registry"]:
+        refs["schema_registry.password"] = config["schema_registry"]["password"]
+    for name, provider in config["providers"].items():
+        auth = provider.get("auth", {})
+        if "basic" in auth:
+            refs[f"providers.{name}.auth.basic.password"] = auth["basic"]["password"]
+        if "token" in auth:
+            refs[f"providers.{name}.auth.token.value"] = auth["token"]["value"]
+    return refs
+
+
+def test_config_map_holds_only_references_to_secrets(full_render: Rendered) -> None:
+    refs = _secret_refs(yaml.safe_load(full_render.config_text))
+    assert set(refs) == {
+        "kafka.secrets.sasl.password",
+        "schema_registry.password",
+        "providers.bandwidth-v2.auth.basic.password",
+        "providers.openmarket.auth.token.value",
+        "providers.sinch.auth.token.value",
+    }
+    for key, ref in refs.items():
+        assert isinstance(ref, dict) and len(ref) == 1 and ref.keys() <= {"env", "file"}, key
+
+
+def test_env_references_are_set_in_the_pod(full_render: Rendered) -> None:
+    refs = _secret_refs(yaml.safe_load(full_render.config_text))
+    secret = full_render.one("Secret")
+    (env_from,) = full_render.container["envFrom"]
+    assert env_from["secretRef"]["name"] == secret["metadata"]["name"]
+    pod_env = set(secret["data"]) | {e["name"] for e in full_render.container.get("env", [])}
+    wanted = {ref["env"] for ref in refs.values() if "env" in ref}
+    assert wanted and wanted <= pod_env
+
+
+def test_file_references_are_mounted_secrets(full_render: Rendered, helm: Path) -> None:
+    refs = _secret_refs(yaml.safe_load(full_render.config_text))
+    files = {key: ref["file"] for key, ref in refs.items() if "file" in ref}
+    assert files == {"schema_registry.password": "/etc/mms-connector-secrets/registry/password"}
+    mounts = {m["mountPath"]: m for m in full_render.container["volumeMounts"]}
+    volumes = {v["name"]: v for v in full_render.pod["spec"]["volumes"]}
+    for path in files.values():
+        directory, _, name = path.rpartition("/")
+        mount = mounts[directory]
+        assert mount["readOnly"] is True
+        secret = volumes[mount["name"]]["secret"]
+        assert secret["secretName"] == "mms-registry-credentials"
+        assert name in {item["path"] for item in secret["items"]}
+    # Every key of a Secret without items (a file per key).
+    rendered = render(
+        helm,
+        *sets("secretFiles[0].secretName=kafka-client", "secretFiles[0].mountPath=/run/kafka/"),
+    )
+    volumes = {v["name"]: v for v in rendered.pod["spec"]["volumes"]}
+    (mount,) = [m for m in rendered.container["volumeMounts"] if m["mountPath"] == "/run/kafka/"]
+    assert volumes[mount["name"]]["secret"] == {"secretName": "kafka-client"}
+
+
+REFERENCE_PROBLEMS = [
+    pytest.param(
+        sets(
+            "providers.sinch.enabled=true",
+            "providers.sinch.auth.token.header=X-Token",
+            "providers.sinch.auth.token.value.env=MMS_SINCH_TOKEN",
+            "secretEnv.MMS_SINCH_TOKN=x",
+        ),
+        "providers.sinch.auth.token.value: environment variable MMS_SINCH_TOKEN is set by neither",
+        id="env-not-in-secret-env",
+    ),
+    pytest.param(
+        sets(r"kafka.secrets.sasl\.password.env=MMS_KAFKA_PASSWORD"),
+        "kafka.secrets.sasl.password: environment variable MMS_KAFKA_PASSWORD",
+        id="env-nowhere",
+    ),
+    pytest.param(
+        sets(
+            "schema_registry.username=mms",
+            "schema_registry.password.file=/etc/mms-connector-secrets/registry/password",
+            "secretFiles[0].secretName=registry",
+            "secretFiles[0].mountPath=/etc/mms-connector-secrets/reg",
+        ),
+        "schema_registry.password: file /etc/mms-connector-secrets/registry/password is under no",
+        id="file-not-mounted",
+    ),
+    pytest.param(
+        sets(
+            "providers.openmarket.enabled=true",
+            "providers.openmarket.path=/",
+            "providers.openmarket.auth.token.in_path=true",
+            "providers.openmarket.auth.token.value.env=T",
+            "secretEnv.T=x",
+        ),
+        "path / would expose /healthz",
+        id="token-in-path-at-root",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFERENCE_PROBLEMS)
+def test_references_the_pod_cannot_satisfy_are_refused(
+    helm: Path, args: list[str], message: str
+) -> None:
+    assert message in refused(helm, *args)
+
+
+def test_references_satisfied_otherwise_are_accepted(helm: Path) -> None:
+    token = (
+        "providers.sinch.enabled=true",
+        "providers.sinch.auth.token.header=X-Token",
+        "providers.sinch.auth.token.value.env=MMS_SINCH_TOKEN",
+    )
+    # A Secret the chart cannot see into: its keys are the operator's business.
+    render(helm, *sets(*token, "existingSecret=mms-credentials"))
+    # A plain variable, e.g. from valueFrom.secretKeyRef.
+    render(
+        helm,
+        *sets(
+            *token,
+            "extraEnv[0].name=MMS_SINCH_TOKEN",
+            "extraEnv[0].valueFrom.secretKeyRef.name=sinch",
+            "extraEnv[0].valueFrom.secretKeyRef.key=token",
+        ),
+    )
+    # A file in an extra volume; disabled providers' references are not checked (left out).
+    rendered = render(
+        helm,
+        *sets(
+            r"kafka.secrets.ssl\.key\.password.file=/etc/kafka-tls/key-password",
+            "extraVolumes[0].name=tls",
+            "extraVolumes[0].secret.secretName=kafka-tls",
+            "extraVolumeMounts[0].name=tls",
+            "extraVolumeMounts[0].mountPath=/etc/kafka-tls",
+            "providers.openmarket.auth.token.in_path=true",
+            "providers.openmarket.auth.token.value.env=NOWHERE",
+        ),
+    )
+    assert "openmarket" not in yaml.safe_load(rendered.config_text)["providers"]
+
+
 def test_no_secret_means_no_env_from(default_render: Rendered) -> None:
     assert "envFrom" not in default_render.container
     assert "checksum/secret" not in _checksums(default_render)
@@ -427,8 +639,16 @@ def _ingress_paths(ingress: dict[str, Any]) -> list[tuple[str | None, str, str]]
 def test_ingress_exposes_only_the_enabled_callbacks(full_render: Rendered) -> None:
     ingress = full_render.one("Ingress")
     hosts = ["mms-callbacks.example.com", "mms-callbacks-dr.example.com"]
-    # bandwidth-v2 is the only provider enabled in the full values, on its own path.
-    assert _ingress_paths(ingress) == [(h, "/callbacks/bandwidth/v2", "Exact") for h in hosts]
+    # bandwidth-v1 is disabled; openmarket's token is the last path segment: a prefix.
+    assert _ingress_paths(ingress) == [
+        (h, path, kind)
+        for h in hosts
+        for path, kind in [
+            ("/callbacks/bandwidth/v2", "Exact"),
+            ("/callbacks/openmarket/", "Prefix"),
+            ("/callbacks/sinch", "Exact"),
+        ]
+    ]
     service = full_render.one("Service")
     for rule in ingress["spec"]["rules"]:
         for p in rule["http"]["paths"]:
@@ -457,6 +677,26 @@ def test_ingress_with_every_provider(helm: Path) -> None:
     assert {t for _, _, t in paths} == {"Exact"}
     assert not {p for _, p, _ in paths} & INTERNAL_PATHS
     assert {h for h, _, _ in paths} == {None}  # no hosts given: one rule for any host
+
+
+@pytest.mark.parametrize("path", [None, "/hooks/om", "/hooks/om/"])
+def test_ingress_routes_the_token_segment_as_a_prefix(helm: Path, path: str | None) -> None:
+    rendered = render(
+        helm,
+        *sets(
+            "ingress.enabled=true",
+            "providers.openmarket.enabled=true",
+            "providers.openmarket.auth.token.in_path=true",
+            "providers.openmarket.auth.token.value.env=MMS_OPENMARKET_TOKEN",
+            "secretEnv.MMS_OPENMARKET_TOKEN=x",
+            "providers.sinch.enabled=true",
+        ),
+        *(sets(f"providers.openmarket.path={path}") if path else []),
+    )
+    base = (path or "/callbacks/openmarket").rstrip("/")
+    assert sorted(_ingress_paths(rendered.one("Ingress"))) == sorted(
+        [(None, "/callbacks/sinch", "Exact"), (None, base + "/", "Prefix")]
+    )
 
 
 def test_ingress_without_providers_is_refused(helm: Path) -> None:
@@ -522,6 +762,119 @@ BAD_VALUES = [
         ["--set", r"kafka.producer.sasl\.password=hunter2"],
         "/kafka/producer/sasl.password",
         id="secret-in-producer-settings",
+    ),
+    pytest.param(
+        ["--set", r"kafka.common.sasl\.password=hunter2"],
+        "/kafka/common/sasl.password",
+        id="secret-in-common-settings",
+    ),
+    pytest.param(
+        ["--set", r"kafka.secrets.sasl\.password=hunter2"],
+        "/kafka/secrets/sasl.password",
+        id="literal-kafka-secret",
+    ),
+    pytest.param(
+        sets(r"kafka.secrets.sasl\.password.value=hunter2"),
+        "/kafka/secrets/sasl.password",
+        id="kafka-secret-not-a-reference",
+    ),
+    pytest.param(
+        sets("schema_registry.username=mms", "schema_registry.password=hunter2"),
+        "/schema_registry/password",
+        id="literal-registry-password",
+    ),
+    pytest.param(
+        sets("schema_registry.password.env=MMS_REGISTRY_PASSWORD"),
+        "/schema_registry/username",
+        id="registry-password-without-username",
+    ),
+    pytest.param(
+        sets("schema_registry.timeout_seconds=0"),
+        "/schema_registry/timeout_seconds",
+        id="registry-timeout-zero",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.basic.username=u", "providers.sinch.auth.basic.password=pw"),
+        "/providers/sinch/auth/basic/password",
+        id="literal-basic-password",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.basic.password.env=P"),
+        "missing property 'username'",
+        id="basic-without-username",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.token.header=X-Token", "providers.sinch.auth.token.value=tok"),
+        "/providers/sinch/auth/token/value",
+        id="literal-token",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.token.header=X-Token",
+            "providers.sinch.auth.token.value.env=T",
+            "providers.sinch.auth.token.value.file=/run/t",
+        ),
+        "/providers/sinch/auth/token/value",
+        id="env-and-file",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.token.header=X-Token",
+            "providers.sinch.auth.token.in_path=true",
+            "providers.sinch.auth.token.value.env=T",
+        ),
+        "/providers/sinch/auth/token",
+        id="token-header-and-in-path",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.token.value.env=T"),
+        "/providers/sinch/auth/token",
+        id="token-neither-header-nor-in-path",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.token.header=X Token", "providers.sinch.auth.token.value.env=T"),
+        "/providers/sinch/auth/token/header",
+        id="bad-header-name",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.token.header=X-Token", "providers.sinch.auth.token.value.file=t"
+        ),
+        "/providers/sinch/auth/token/value",
+        id="relative-secret-file",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.allow_cidrs={10.0.0.0/33}"),
+        "/providers/sinch/auth/allow_cidrs/0",
+        id="bad-cidr",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.trusted_proxies={ingress-nginx}"),
+        "/providers/sinch/auth/trusted_proxies/0",
+        id="proxy-not-a-cidr",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.oauth=x"), "'oauth' not allowed", id="unknown-auth-key"
+    ),
+    pytest.param(
+        sets("secretFiles[0].secretName=s", "secretFiles[0].mountPath=/etc/mms-connector/s"),
+        "/secretFiles/0/mountPath",
+        id="secret-files-under-the-config",
+    ),
+    pytest.param(
+        sets("secretFiles[0].secretName=s", "secretFiles[0].mountPath=run/s"),
+        "/secretFiles/0/mountPath",
+        id="secret-files-relative",
+    ),
+    pytest.param(
+        sets(
+            "secretFiles[0].secretName=s",
+            "secretFiles[0].mountPath=/run/s",
+            "secretFiles[0].items[0].key=k",
+            "secretFiles[0].items[0].path=../k",
+        ),
+        "/secretFiles/0/items/0/path",
+        id="secret-files-item-escapes",
     ),
     pytest.param(
         sets("kafka.bootstrap_servers=kafka"), "/kafka/bootstrap_servers", id="no-kafka-port"
@@ -590,11 +943,18 @@ def _notes(helm: Path, tmp_path: Path, *args: str) -> str:
     return yaml.safe_load(proc.stdout)["notes"]
 
 
-def test_notes_print_the_callback_urls(helm: Path, tmp_path: Path) -> None:
+def test_notes_print_the_callback_urls(
+    helm: Path, tmp_path: Path, full_values: dict[str, Any]
+) -> None:
     notes = _notes(helm, tmp_path, "-f", str(FULL_VALUES))
     assert "https://mms-callbacks.example.com/callbacks/bandwidth/v2" in notes
     assert "http://mms-callbacks-dr.example.com/callbacks/bandwidth/v2" in notes
-    assert "sinch" not in notes.split("Health")[0]  # disabled: no URL
+    assert "https://mms-callbacks.example.com/callbacks/sinch\n" in notes
+    # The token is part of openmarket's URL: a placeholder, never the secret.
+    assert "https://mms-callbacks.example.com/callbacks/openmarket/<token>\n" in notes
+    assert not any(value in notes for value in full_values["secretEnv"].values())
+    assert "bandwidth-v1" not in notes.split("Health")[0]  # disabled: no URL
+    assert "mms-registry-credentials at /etc/mms-connector-secrets/registry" in notes
     notes = _notes(helm, tmp_path / "2", *sets("providers.sinch.enabled=true"))
     assert f"http://mms-mms-connector.{NAMESPACE}.svc:80/callbacks/sinch" in notes
     notes = _notes(helm, tmp_path / "3")

@@ -2,11 +2,14 @@
 
 The ConfigMap's config.yaml is written out and loaded with connector.config.load, the same code
 `mms-connector serve --config` runs in the pod, so a chart change the connector would refuse at
-start-up fails here instead.
+start-up fails here instead. The app is then built from it with the environment the chart gives
+the pod, which resolves every {env: VAR} reference of the providers' auth.
 """
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
 import typing
 import warnings
@@ -14,9 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from connector import cli
 from connector import config as config_mod
+from connector.app import create_app
 from connector.providers import PROVIDERS
 from tests.helm.conftest import CHART, FULL_VALUES, Rendered, render, sets
 
@@ -48,17 +54,125 @@ def test_full_config_loads(full_render: Rendered, full_values: dict, tmp_path: P
     # turn 10485760 into 1.048576e+07).
     assert config.kafka.producer == full_values["kafka"]["producer"]
     assert config.kafka.producer["message.max.bytes"] == 10485760
-    assert config.schema_registry.url == full_values["schema_registry"]["url"]
-    assert config.schema_registry.compatibility == "FULL_TRANSITIVE"
+    assert config.kafka.common == full_values["kafka"]["common"]
+    assert config.kafka.common["reconnect.backoff.max.ms"] == 10000
+    assert config.kafka.common["sasl.mechanisms"] == "SCRAM-SHA-512"
+    assert {k: v.model_dump(exclude_none=True) for k, v in config.kafka.secrets.items()} == {
+        "sasl.password": {"env": "MMS_KAFKA_PASSWORD"}
+    }
+    registry = config.schema_registry
+    assert registry.url == full_values["schema_registry"]["url"]
+    assert registry.compatibility == "FULL_TRANSITIVE"
+    assert registry.username == "mms-connector"
+    assert registry.password == config_mod.Secret(
+        file=Path("/etc/mms-connector-secrets/registry/password")
+    )
+    assert registry.timeout_seconds == 15
     assert config.kafka.flush_timeout_seconds == 25.5
     assert config.server.max_in_flight == 500
     assert config.dead_letters.model_dump() == full_values["dead_letters"]
     assert config.dedupe.model_dump() == full_values["dedupe"]
-    bandwidth = config.providers["bandwidth-v2"]
-    assert bandwidth.model_dump(exclude_unset=True) == full_values["providers"]["bandwidth-v2"]
+    # Every enabled provider's settings, auth included, as the values give them.
+    for name in ("bandwidth-v2", "openmarket", "sinch"):
+        provider = config.providers[name].model_dump(mode="json", exclude_unset=True)
+        assert provider == full_values["providers"][name], name
     assert config.route_path("bandwidth-v2") == "/callbacks/bandwidth/v2"
+    openmarket = config.providers["openmarket"].auth
+    assert openmarket.token is not None and openmarket.token.in_path
+    assert openmarket.token.header is None
+    assert ipaddress.ip_address("2001:db8:10::1") in openmarket.allow_cidrs[1]
+    sinch = config.providers["sinch"].auth.token
+    assert sinch is not None and sinch.header == "X-Callback-Token" and not sinch.in_path
     # Disabled providers are left out of the file.
-    assert list(config.providers) == ["bandwidth-v2"]
+    assert list(config.providers) == ["bandwidth-v2", "openmarket", "sinch"]
+
+
+def pod_env(rendered: Rendered) -> dict[str, str]:
+    """The environment the chart gives the connector container, with dummy values: the keys of
+    the chart-created Secret it takes whole (envFrom) and its plain env entries."""
+    container = rendered.container
+    secrets = {s["metadata"]["name"]: s for s in rendered.all("Secret")}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        secret = secrets[source["secretRef"]["name"]]  # chart-created: its keys are known
+        env |= {name: f"dummy-{name}" for name in secret["data"]}
+    env |= {e["name"]: e.get("value", f"dummy-{e['name']}") for e in container.get("env", [])}
+    return env
+
+
+def test_app_builds_from_the_rendered_config_and_pod_env(
+    full_render: Rendered, tmp_path: Path
+) -> None:
+    config = load_rendered(full_render, tmp_path)
+    env = pod_env(full_render)
+    # Resolves every provider secret (and fails naming the key if a variable is missing); the
+    # lifespan, which connects to Kafka and the registry, is not started.
+    app = create_app(config, env=env)
+    paths = {r.path for r in app.routes if isinstance(r, Route)}
+    assert paths >= {
+        "/callbacks/bandwidth/v2",
+        "/callbacks/openmarket/{token}",
+        "/callbacks/sinch",
+        "/healthz",
+    }
+    # The Kafka and registry secrets resolve at start-up from the same environment (env) or
+    # from the mounted Secret (file; test_chart.py checks the mount).
+    kafka = config.kafka.client_settings(env)
+    assert kafka["sasl.password"] == env["MMS_KAFKA_PASSWORD"]
+    assert kafka["sasl.username"] == "mms-connector"
+    secret_file = tmp_path / "password"
+    secret_file.write_text("registry-pw\n")
+    assert config.schema_registry.password is not None
+    config.schema_registry.password.file = secret_file
+    registry = config.schema_registry.client_settings(env)
+    assert registry["basic.auth.user.info"] == "mms-connector:registry-pw"
+    assert registry["timeout"] == 15
+
+    # The routes check the credentials the chart wires. A body declared far over the limit is
+    # refused (413) right after authentication, before anything needs Kafka: 413 means the
+    # request got through auth, 401/403 that it did not.
+    client = TestClient(app, client=("10.244.3.4", 40000))  # an ingress controller pod
+    huge = {"content-length": str(10**9)}
+
+    def post(path: str, **headers: str) -> int:
+        return client.post(path, content=iter([b"{}"]), headers=huge | headers).status_code
+
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    bandwidth = "/callbacks/bandwidth/v2"
+    user = "bandwidth-user-4f1c"
+    assert post(bandwidth, authorization=basic(user, env["MMS_BANDWIDTH_V2_PASSWORD"])) == 413
+    assert post(bandwidth, authorization=basic(user, "wrong")) == 401
+    assert post("/callbacks/sinch", **{"x-callback-token": env["MMS_SINCH_TOKEN"]}) == 413
+    assert post("/callbacks/sinch", **{"x-callback-token": "wrong"}) == 401
+    openmarket = "/callbacks/openmarket/" + env["MMS_OPENMARKET_TOKEN"]
+    provider_ip = {"x-forwarded-for": "198.51.100.7, 203.0.113.9"}  # left hops are ignored
+    assert post(openmarket, **provider_ip) == 413
+    assert post("/callbacks/openmarket/wrong", **provider_ip) == 401
+    assert post(openmarket, **{"x-forwarded-for": "198.51.100.7"}) == 403  # not allowed
+    assert post("/callbacks/openmarket", **provider_ip) == 404  # the token is the last segment
+
+
+@pytest.mark.parametrize(
+    "missing", ["MMS_BANDWIDTH_V2_PASSWORD", "MMS_SINCH_TOKEN", "MMS_OPENMARKET_TOKEN"]
+)
+def test_app_refuses_to_build_without_a_wired_variable(
+    full_render: Rendered, tmp_path: Path, missing: str
+) -> None:
+    # The check above has teeth: a variable the config names but the pod lacks stops the app.
+    config = load_rendered(full_render, tmp_path)
+    env = pod_env(full_render)
+    del env[missing]
+    with pytest.raises(config_mod.ConfigError, match=missing):
+        create_app(config, env=env)
+
+
+def test_chart_secret_carries_the_values(full_render: Rendered, full_values: dict) -> None:
+    secret = full_render.one("Secret")
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == full_values["secretEnv"]
+    assert set(decoded) <= set(pod_env(full_render))
 
 
 def test_check_config_accepts_the_rendered_file(
@@ -67,7 +181,9 @@ def test_check_config_accepts_the_rendered_file(
     path = tmp_path / "config.yaml"
     path.write_text(full_render.config_text)
     assert cli.main(["check-config", str(path)]) == 0
-    assert "bandwidth-v2 -> /callbacks/bandwidth/v2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bandwidth-v2 -> /callbacks/bandwidth/v2" in out
+    assert "sinch -> /callbacks/sinch" in out
 
 
 @pytest.mark.parametrize("name", CHART_PROVIDERS)
@@ -85,7 +201,6 @@ def test_each_provider_renders_a_config_the_connector_loads(
             f"providers.{name}.topic=mms.{name}",
             f"providers.{name}.max_body_bytes=33554432",
             f"providers.{name}.default_country=GB",
-            "shutdown.terminationGracePeriodSeconds=60",
         ),
     )
     config = load_rendered(rendered, tmp_path)
@@ -115,8 +230,32 @@ def _drift(chart: set[str], connector: set[str], what: str) -> None:
 
 
 def test_provider_settings_match_the_connector() -> None:
-    provider = SCHEMA["definitions"]["provider"]
+    defs = SCHEMA["definitions"]
+    provider = defs["provider"]
     _drift(_schema_keys(provider), set(config_mod.ProviderConfig.model_fields), "providers.<name>")
+    auth = defs["auth"]
+    _drift(_schema_keys(auth), set(config_mod.AuthConfig.model_fields), "providers.<name>.auth")
+    for key, model in [
+        ("basic", config_mod.BasicAuthConfig),
+        ("token", config_mod.TokenAuthConfig),
+    ]:
+        _drift(_schema_keys(auth["properties"][key]), set(model.model_fields), f"auth.{key}")
+
+
+def test_secret_references_match_the_connector() -> None:
+    ref = SCHEMA["definitions"]["secretRef"]
+    assert _schema_keys(ref) == set(config_mod.Secret.model_fields)
+    assert ref["additionalProperties"] is False
+    # Every place where the connector takes a Secret, the chart takes a reference only.
+    props = SCHEMA["properties"]
+    auth = SCHEMA["definitions"]["auth"]["properties"]
+    secret_ref = {"$ref": "#/definitions/secretRef"}
+    assert props["kafka"]["properties"]["secrets"]["patternProperties"] == {
+        "^[a-z][a-z0-9._]*$": secret_ref
+    }
+    assert secret_ref in props["schema_registry"]["properties"]["password"]["oneOf"]
+    assert auth["basic"]["properties"]["password"] == secret_ref
+    assert auth["token"]["properties"]["value"] == secret_ref
 
 
 def test_other_settings_match_the_connector() -> None:

@@ -74,16 +74,69 @@ Container layout, shared with the Dockerfile (tests/helm/test_dockerfile.py chec
 {{- .settings.path | default (printf "/callbacks/%s" .name) }}
 {{- end }}
 
-{{/* JSON list of {"name", "path"} for the enabled providers, sorted by name. */}}
+{{/*
+JSON list of {"name", "path", "tokenInPath"} for the enabled providers, sorted by name.
+tokenInPath: the connector's route is <path>/{token} (auth.token.in_path).
+*/}}
 {{- define "mms-connector.enabledProviders" -}}
 {{- $out := list }}
 {{- range $name, $settings := .Values.providers }}
 {{- if $settings.enabled }}
 {{- $path := include "mms-connector.providerPath" (dict "name" $name "settings" $settings) }}
-{{- $out = append $out (dict "name" $name "path" $path) }}
+{{- $token := (($settings.auth | default dict).token | default dict) }}
+{{- $out = append $out (dict "name" $name "path" $path "tokenInPath" (eq (toString $token.in_path) "true")) }}
 {{- end }}
 {{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/*
+A provider's auth settings as the connector reads them: unset and empty parts left out, a
+token either by header or in the path. Secrets stay references ({env} / {file}).
+*/}}
+{{- define "mms-connector.auth" -}}
+{{- $out := dict }}
+{{- with .basic }}
+{{- $_ := set $out "basic" (dict "username" .username "password" .password) }}
+{{- end }}
+{{- with .token }}
+{{- $token := dict "value" .value }}
+{{- if .in_path }}
+{{- $_ := set $token "in_path" true }}
+{{- else }}
+{{- $_ := set $token "header" .header }}
+{{- end }}
+{{- $_ := set $out "token" $token }}
+{{- end }}
+{{- with .allow_cidrs }}{{ $_ := set $out "allow_cidrs" . }}{{ end }}
+{{- with .trusted_proxies }}{{ $_ := set $out "trusted_proxies" . }}{{ end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
+JSON list of {"key", "env" | "file"}: every secret reference in the rendered config file
+(kafka.secrets, schema_registry.password, the enabled providers' auth).
+*/}}
+{{- define "mms-connector.secretRefs" -}}
+{{- $refs := list }}
+{{- range $key, $ref := .Values.kafka.secrets }}
+{{- $refs = append $refs (merge (dict "key" (printf "kafka.secrets.%s" $key)) $ref) }}
+{{- end }}
+{{- with .Values.schema_registry.password }}
+{{- $refs = append $refs (merge (dict "key" "schema_registry.password") .) }}
+{{- end }}
+{{- range $name, $settings := .Values.providers }}
+{{- if $settings.enabled }}
+{{- $auth := include "mms-connector.auth" ($settings.auth | default dict) | fromJson }}
+{{- with $auth.basic }}
+{{- $refs = append $refs (merge (dict "key" (printf "providers.%s.auth.basic.password" $name)) .password) }}
+{{- end }}
+{{- with $auth.token }}
+{{- $refs = append $refs (merge (dict "key" (printf "providers.%s.auth.token.value" $name)) .value) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $refs }}
 {{- end }}
 
 {{/*
@@ -102,14 +155,19 @@ Values go through toJson: Helm reads numbers in values as floats, and toYaml wou
 
 {{/*
 The connector's config file. Disabled providers are left out (the connector treats a missing
-provider as disabled). Credentials are never here: the pod gets them as environment variables.
+provider as disabled). Credentials are never here, only references to them ({env: VAR} or
+{file: PATH}): the pod gets them as environment variables or mounted files.
 */}}
 {{- define "mms-connector.configFile" -}}
 # Rendered by the mms-connector Helm chart from its values; do not edit in the cluster.
 # Check a copy with: mms-connector check-config FILE
 kafka:
-  {{- include "mms-connector.settings" (dict "settings" (omit .Values.kafka "producer") "indent" 2) }}
+  {{- include "mms-connector.settings" (dict "settings" (omit .Values.kafka "common" "producer" "secrets") "indent" 2) }}
+  common: {{ .Values.kafka.common | default dict | toJson }}
   producer: {{ .Values.kafka.producer | default dict | toJson }}
+  {{- with .Values.kafka.secrets }}
+  secrets: {{ toJson . }}
+  {{- end }}
 schema_registry:
   {{- include "mms-connector.settings" (dict "settings" .Values.schema_registry "indent" 2) }}
 server:
@@ -131,7 +189,12 @@ providers:{{ if not $enabled }} {}{{ end }}
 {{- range $name, $settings := .Values.providers }}
 {{- if $settings.enabled }}
   {{ $name | toJson }}:
-  {{- include "mms-connector.settings" (dict "settings" $settings "indent" 4) }}
+  {{- include "mms-connector.settings" (dict "settings" (omit $settings "auth") "indent" 4) }}
+  {{- $auth := include "mms-connector.auth" ($settings.auth | default dict) | fromJson }}
+  {{- if $auth }}
+    auth:
+    {{- include "mms-connector.settings" (dict "settings" $auth "indent" 6) }}
+  {{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -143,16 +206,53 @@ Refuse combinations the schema cannot express. Called from the Deployment.
 {{- if and .Values.existingSecret .Values.secretEnv }}
 {{- fail "set either existingSecret (a Secret you manage) or secretEnv (the chart creates the Secret), not both" }}
 {{- end }}
-{{- $deadline := 0.0 }}
+{{- /*
+Shutdown budget. After the preStop sleep, SIGTERM: uvicorn stops accepting and waits for the
+in-flight callbacks, each at most read_timeout_seconds (receiving the body) + deadline_seconds
+(waiting for Kafka), but never longer than its graceful-shutdown timeout, which the connector
+sets to kafka.flush_timeout_seconds; then the lifespan flushes the producer, again up to
+kafka.flush_timeout_seconds.
+*/}}
+{{- $callback := 0.0 }}
 {{- range $name, $settings := .Values.providers }}
 {{- if $settings.enabled }}
-{{- $deadline = maxf $deadline ($settings.deadline_seconds | default 8.0) }}
+{{- $callback = maxf $callback (addf ($settings.read_timeout_seconds | default 30.0) ($settings.deadline_seconds | default 8.0)) }}
 {{- end }}
 {{- end }}
-{{- $flush := .Values.kafka.flush_timeout_seconds | default 30.0 }}
-{{- $needed := addf .Values.shutdown.preStopSleepSeconds $deadline $flush }}
+{{- $flush := 30.0 }}
+{{- if not (kindIs "invalid" .Values.kafka.flush_timeout_seconds) }}
+{{- $flush = float64 .Values.kafka.flush_timeout_seconds }}
+{{- end }}
+{{- $drain := minf $callback $flush }}
+{{- $needed := addf .Values.shutdown.preStopSleepSeconds $drain $flush }}
 {{- if lt (float64 .Values.shutdown.terminationGracePeriodSeconds) (float64 $needed) }}
-{{- fail (printf "shutdown.terminationGracePeriodSeconds (%v) must be at least preStopSleepSeconds + the largest provider deadline_seconds + kafka.flush_timeout_seconds (%v), or in-flight callbacks and the final Kafka flush are cut off" .Values.shutdown.terminationGracePeriodSeconds $needed) }}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds (%v) must be at least preStopSleepSeconds + the drain of in-flight callbacks (the largest read_timeout_seconds + deadline_seconds of an enabled provider, capped at kafka.flush_timeout_seconds) + kafka.flush_timeout_seconds for the final flush: %v + %v + %v = %v; less cuts the shutdown short" .Values.shutdown.terminationGracePeriodSeconds .Values.shutdown.preStopSleepSeconds $drain $flush $needed) }}
+{{- end }}
+{{- /* Every secret reference must be satisfiable in the pod. */}}
+{{- $envs := keys (.Values.secretEnv | default dict) }}
+{{- range .Values.extraEnv }}{{ $envs = append $envs .name }}{{ end }}
+{{- $mounts := list }}
+{{- range concat (.Values.secretFiles | default list) (.Values.extraVolumeMounts | default list) }}
+{{- $mounts = append $mounts (printf "%s/" (trimSuffix "/" .mountPath)) }}
+{{- end }}
+{{- range include "mms-connector.secretRefs" . | fromJsonArray }}
+{{- if .env }}
+{{- if and (not $.Values.existingSecret) (not (has .env $envs)) }}
+{{- fail (printf "%s: environment variable %s is set by neither secretEnv nor extraEnv (and no existingSecret is given); the connector would not start" .key .env) }}
+{{- end }}
+{{- else }}
+{{- $file := .file }}
+{{- $mounted := false }}
+{{- range $mounts }}{{ if hasPrefix . $file }}{{ $mounted = true }}{{ end }}{{ end }}
+{{- if not $mounted }}
+{{- fail (printf "%s: file %s is under no secretFiles or extraVolumeMounts mountPath; the connector would not find it" .key .file) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range include "mms-connector.enabledProviders" . | fromJsonArray }}
+{{- if and .tokenInPath (eq (trimSuffix "/" .path) "") }}
+{{- fail (printf "providers.%s: with auth.token.in_path the callback route is <path>/<token> and the Ingress routes the prefix <path>/; path / would expose /healthz, /readyz and /metrics" .name) }}
+{{- end }}
 {{- end }}
 {{- if and (eq .Values.media.volume.type "persistentVolumeClaim") (not .Values.media.volume.persistentVolumeClaim.existingClaim) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) (not (has "ReadWriteMany" .Values.media.volume.persistentVolumeClaim.accessModes)) }}
 {{- fail "media.volume: a chart-created PersistentVolumeClaim shared by more than one pod needs accessModes [ReadWriteMany]" }}
