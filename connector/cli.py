@@ -78,10 +78,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(config: config_mod.Config, host: str, port: int) -> None:
+    import signal
+
     import uvicorn
 
     from connector.app import create_app
 
+    # After its graceful shutdown uvicorn raises the SIGTERM it caught again, with this handler
+    # restored: without it the default action kills the process (status 143) though it stopped
+    # cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Graceful shutdown: uvicorn stops accepting on SIGTERM, waits for in-flight requests, then
     # the app's lifespan flushes the producer.
     uvicorn.run(
@@ -90,6 +96,10 @@ def _run(config: config_mod.Config, host: str, port: int) -> None:
         port=port,
         log_config=None,  # keep our JSON logging
         access_log=False,  # one line per callback is logged by the app itself
+        # uvicorn would otherwise take the client address from X-Forwarded-For whenever the peer
+        # is 127.0.0.1 (or in FORWARDED_ALLOW_IPS), e.g. every request through a mesh sidecar,
+        # bypassing the allowlist; only auth.trusted_proxies may make X-Forwarded-For count.
+        proxy_headers=False,
         timeout_graceful_shutdown=config.kafka.flush_timeout_seconds,
     )
 
@@ -210,14 +220,21 @@ async def _replay(
     """Publish what now translates; leave the rest where it is (the topic is never rewritten)."""
     from connector import dead_letters
     from connector.codec import Codec
+    from connector.consumer import recent_event_ids
     from connector.publisher import Publisher
 
     registry = registry_client(config.schema_registry.client_settings(ENV))
     codec = Codec(registry, config.schema_registry.compatibility)
-    for topic in {r.settings.topic for r in routes.values()}:
+    topics = sorted({r.settings.topic for r in routes.values()})
+    for topic in topics:
         codec.register(topic)
-    publisher = Publisher(config.kafka.client_settings(ENV), config.kafka.producer)
-    counts = {"published": 0, "still_failing": 0, "provider_not_enabled": 0}
+    kafka = config.kafka.client_settings(ENV)
+    # As the endpoint's dedupe window: an event already in its topic is not produced again, so
+    # a second replay, or two dead letters of one retried callback, publish each event once.
+    window = config.dedupe.window_seconds
+    published = {e for e, _ in recent_event_ids(kafka, topics, window)} if window > 0 else set()
+    publisher = Publisher(kafka, config.kafka.producer)
+    counts = {"published": 0, "already_published": 0, "still_failing": 0, "provider_not_enabled": 0}
     try:
         for msg in letters:
             letter = _decode(deserializer, msg)
@@ -231,8 +248,13 @@ async def _replay(
                 except Refusal as refusal:
                     outcome, line["error"] = "still_failing", refusal.code
                 else:
-                    await publisher.publish([o.message(codec) for o in outgoing])
-                    outcome, line["event_ids"] = "published", [o.event.event_id for o in outgoing]
+                    ids = [o.event.event_id for o in outgoing]
+                    fresh = {i: o for i, o in zip(ids, outgoing, strict=True) if i not in published}
+                    if fresh:
+                        await publisher.publish([o.message(codec) for o in fresh.values()])
+                        published.update(fresh)
+                    outcome = "published" if fresh else "already_published"
+                    line["event_ids"] = ids
             counts[outcome] += 1
             _print_json({**line, "outcome": outcome})
     finally:

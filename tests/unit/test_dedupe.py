@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -161,8 +162,6 @@ def test_a_failed_settle_nobody_waits_for_leaves_no_unretrieved_exception() -> N
         w, _ = window()
         w.claim(["a"])
         w.settle(["a"], RuntimeError("lost"))
-        import gc
-
         gc.collect()
         await asyncio.sleep(0)
         return errors
