@@ -82,26 +82,13 @@ def _run(config: config_mod.Config, host: str, port: int) -> None:
 
     import uvicorn
 
-    from connector.app import create_app
+    from connector.server import uvicorn_config
 
     # After its graceful shutdown uvicorn raises the SIGTERM it caught again, with this handler
     # restored: without it the default action kills the process (status 143) though it stopped
     # cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    # Graceful shutdown: uvicorn stops accepting on SIGTERM, waits for in-flight requests, then
-    # the app's lifespan flushes the producer.
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_config=None,  # keep our JSON logging
-        access_log=False,  # one line per callback is logged by the app itself
-        # uvicorn would otherwise take the client address from X-Forwarded-For whenever the peer
-        # is 127.0.0.1 (or in FORWARDED_ALLOW_IPS), e.g. every request through a mesh sidecar,
-        # bypassing the allowlist; only auth.trusted_proxies may make X-Forwarded-For count.
-        proxy_headers=False,
-        timeout_graceful_shutdown=config.kafka.flush_timeout_seconds,
-    )
+    uvicorn.Server(uvicorn_config(config, host, port)).run()
 
 
 def _dev(args: argparse.Namespace) -> int:

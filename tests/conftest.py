@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from connector.config import Config
 from connector.devstack import Endpoints
+from tests.live import Record, config_for, read_topic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,3 +82,29 @@ def _containers() -> Iterator[Endpoints]:
             f"{registry.get_exposed_port(8080)}/apis/ccompat/v7"
         )
         yield Endpoints(kafka.get_bootstrap_server(), url)
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"mms.test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def dlq_topic() -> str:
+    return f"mms.test.dlq.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_config(endpoints: Endpoints, tmp_path: Path, dlq_topic: str) -> Callable[..., Config]:
+    """Config on the shared test stack, with this test's own dead-letter topic."""
+
+    def make(providers: dict[str, dict[str, Any]], **top: Any) -> Config:
+        top.setdefault("dead_letters", {"topic": dlq_topic})
+        return config_for(endpoints, tmp_path / "media", providers, **top)
+
+    return make
+
+
+@pytest.fixture
+def records(endpoints: Endpoints) -> Callable[[str], list[Record]]:
+    return lambda topic: read_topic(endpoints, topic)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from connector import cli
 from connector import config as config_mod
 from tests.helm.conftest import (
     CHART,
@@ -274,18 +273,12 @@ def test_shutdown_fits_drain_and_flush(any_render: Rendered, helm: Path) -> None
     assert spec["terminationGracePeriodSeconds"] >= shutdown_budget(config, pre_stop)
 
 
-def test_uvicorn_drain_timeout_is_the_flush_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uvicorn_drain_timeout_is_the_flush_timeout() -> None:
     # The budget above relies on this: uvicorn's graceful-shutdown timeout is the flush timeout.
-    import signal
+    from connector.server import uvicorn_config
 
-    import uvicorn
-
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
-    monkeypatch.setattr(signal, "signal", lambda *args: None)  # leave pytest's handlers alone
     config = config_mod.Config.model_validate({"kafka": {"flush_timeout_seconds": 12.5}})
-    cli._run(config, "127.0.0.1", 8080)
-    assert seen["timeout_graceful_shutdown"] == 12.5
+    assert uvicorn_config(config, "127.0.0.1", 8080).timeout_graceful_shutdown == 12.5
 
 
 def test_default_values_fit_an_enabled_provider(helm: Path) -> None:

@@ -12,13 +12,13 @@ from connector.codec import subject
 from connector.config import Config
 from connector.devstack import Endpoints
 from tests.helpers import payload
-from tests.integration.conftest import free_port, running
+from tests.live import free_port, running
 from tests.unit.test_bandwidth_v2 import INBOUND_MMS_RECORD
 
 pytestmark = pytest.mark.integration
 
 
-def test_callbacks_arrive_as_avro_records(make_config, consume, topic, endpoints) -> None:
+def test_callbacks_arrive_as_avro_records(make_config, records, topic, endpoints) -> None:
     config = make_config({"bandwidth-v2": {"enabled": True, "topic": topic}})
     received = payload("bandwidth_v2", "message_received_mms.json")
     statuses = payload("bandwidth_v2", "message_delivered_and_failed.json")
@@ -30,12 +30,12 @@ def test_callbacks_arrive_as_avro_records(make_config, consume, topic, endpoints
 
     assert first.status_code == 200, first.text
     assert second.status_code == 200, second.text
-    records = consume(topic, 3)
-    assert len(records) == 3
-    ids = [r.value["event_id"] for r in records]
+    consumed = records(topic)
+    assert len(consumed) == 3
+    ids = [r.value["event_id"] for r in consumed]
     assert first.json()["event_ids"] + second.json()["event_ids"] == ids
 
-    inbound = records[0]
+    inbound = consumed[0]
     assert inbound.key == "+19195554321"
     assert inbound.headers == {
         "event_id": ids[0],
@@ -49,7 +49,7 @@ def test_callbacks_arrive_as_avro_records(make_config, consume, topic, endpoints
     assert before <= received_at <= after
     assert value == INBOUND_MMS_RECORD
 
-    delivered, failed = records[1], records[2]
+    delivered, failed = consumed[1], consumed[2]
     assert (delivered.key, failed.key) == ("+19196494865", "+19196494865")
     assert delivered.headers["event_type"] == "delivered"
     assert failed.headers["event_type"] == "failed"
@@ -65,7 +65,7 @@ def test_callbacks_arrive_as_avro_records(make_config, consume, topic, endpoints
     assert registry["compatibilityLevel"] == "BACKWARD_TRANSITIVE"
 
 
-def test_refused_callback_publishes_nothing(make_config, consume, topic) -> None:
+def test_refused_callback_publishes_nothing(make_config, records, topic) -> None:
     config = make_config({"bandwidth-v2": {"enabled": True, "topic": topic}})
     with running(config) as base:
         bad = httpx.post(f"{base}/callbacks/bandwidth-v2", content=b"[{]", timeout=30)
@@ -77,8 +77,8 @@ def test_refused_callback_publishes_nothing(make_config, consume, topic) -> None
     assert bad.status_code == 400
     assert bad.json()["error"] == "invalid_json"
     assert good.status_code == 200
-    records = consume(topic, 2, timeout=5)
-    assert [r.value["event_type"] for r in records] == ["sending"]
+    consumed = records(topic)
+    assert [r.value["event_type"] for r in consumed] == ["sending"]
 
 
 def test_kafka_unreachable_is_503_not_2xx(endpoints: Endpoints, tmp_path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from connector import pipeline
 from connector.config import Config
 from tests.helpers import callback, payload
-from tests.integration.conftest import running
+from tests.live import running
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ CASES = [
 )
 def test_provider_callback_lands_in_kafka(
     make_config,
-    consume,
+    records,
     topic: str,
     tmp_path: Path,
     provider: str,
@@ -76,10 +76,10 @@ def test_provider_callback_lands_in_kafka(
 
     [route] = pipeline.routes(config)
     computed = pipeline.translate(route, callback(body, headers))
-    records = consume(topic, len(computed))
-    assert len(records) == len(computed)
+    consumed = records(topic)
+    assert len(consumed) == len(computed)
     key, event_type, media_count = expected
-    for record, want in zip(records, computed, strict=True):
+    for record, want in zip(consumed, computed, strict=True):
         value = dict(record.value)
         value.pop("received_at")
         wanted = want.value()

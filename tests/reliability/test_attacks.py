@@ -18,7 +18,7 @@ from connector.config import Config
 from connector.logs import JsonFormatter
 from connector.providers import PROVIDERS
 from tests.helpers import payload
-from tests.reliability.conftest import Record, running
+from tests.live import Record, running
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from connector.config import Config
 from connector.devstack import Endpoints
 from connector.record import event_id
 from tests.helpers import payload
-from tests.reliability.conftest import Record, config_for, free_port, running
+from tests.live import Record, config_for, free_port, running
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,8 @@ import pytest
 
 from connector.config import Config
 from tests.helpers import payload
-from tests.reliability.conftest import (
-    Record,
-    bandwidth_callback,
-    bandwidth_event_ids,
-    metric,
-    running,
-)
+from tests.live import Record, running
+from tests.reliability.conftest import bandwidth_callback, bandwidth_event_ids, metric
 
 pytestmark = pytest.mark.integration
 

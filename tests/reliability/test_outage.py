@@ -20,13 +20,8 @@ import pytest
 
 from connector import devstack
 from connector.devstack import Endpoints
-from tests.reliability.conftest import (
-    bandwidth_callback,
-    bandwidth_event_ids,
-    config_for,
-    read_topic,
-    running,
-)
+from tests.live import config_for, read_topic, running
+from tests.reliability.conftest import bandwidth_callback, bandwidth_event_ids
 
 pytestmark = pytest.mark.integration
 

@@ -21,12 +21,8 @@ import yaml
 
 from connector.devstack import Endpoints
 from tests.helpers import payload
-from tests.reliability.conftest import (
-    bandwidth_callback,
-    bandwidth_event_ids,
-    free_port,
-    read_topic,
-)
+from tests.live import free_port, read_topic
+from tests.reliability.conftest import bandwidth_callback, bandwidth_event_ids
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,25 @@
+"""How uvicorn serves the app: one place, so `serve`, `dev` and the tests run it alike."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from connector.app import create_app
+from connector.config import Config
+
+
+def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(config),
+        host=host,
+        port=port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,  # one line per callback is logged by the app itself
+        # uvicorn would otherwise take the client address from X-Forwarded-For whenever the peer
+        # is 127.0.0.1 (or in FORWARDED_ALLOW_IPS), e.g. every request through a mesh sidecar,
+        # bypassing the allowlist; only auth.trusted_proxies may make X-Forwarded-For count.
+        proxy_headers=False,
+        # Graceful shutdown: on SIGTERM stop accepting, wait this long for in-flight requests;
+        # the app's lifespan then flushes the producer.
+        timeout_graceful_shutdown=config.kafka.flush_timeout_seconds,
+    )
