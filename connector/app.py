@@ -168,7 +168,11 @@ def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
 async def _handle(endpoint: Endpoint, request: Request, runtime: Runtime) -> Response:
     route = endpoint.route
     started = time.perf_counter()
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        # Repeated headers combine into one comma-separated value (RFC 9110), so no
+        # X-Forwarded-For hop is lost.
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     outcome = _Outcome(route.name, headers.get("x-request-id", ""), started)
     try:
         endpoint.auth.check(
@@ -262,8 +266,16 @@ async def _dead_letter(
     codec, publisher = runtime.codec, runtime.publisher
     assert codec is not None and publisher is not None
     topic = runtime.config.dead_letters.topic
-    letter = dead_letters.record(route.name, route.path, callback, refusal, endpoint.secret_headers)
     try:
+        letter = dead_letters.record(
+            route.name,
+            route.path,
+            callback,
+            refusal,
+            endpoint.secret_headers,
+            route.context.media_store,
+            runtime.config.dead_letters.inline_max_bytes,
+        )
         message = OutMessage(
             topic,
             route.name.encode(),
@@ -271,7 +283,8 @@ async def _dead_letter(
             [("provider", route.name.encode()), ("error_code", refusal.code.encode())],
         )
         await asyncio.wait_for(publisher.publish([message]), route.settings.deadline_seconds)
-    except (PublishError, TimeoutError) as exc:
+    except (PublishError, TimeoutError, OSError) as exc:
+        # OSError: the media store could not take a large body. Either way it is not safe yet.
         metrics.KAFKA_ERRORS.inc()
         outcome.log("failed", logging.ERROR, error=refusal.code, detail=f"dead letter: {exc}")
         return _unavailable("kafka_unavailable", "could not keep the callback; retry later")

@@ -231,7 +231,8 @@ async def _replay(
                 outcome = "provider_not_enabled"
             else:
                 try:
-                    outgoing = pipeline.translate(route, dead_letters.callback(letter))
+                    letter_callback = dead_letters.callback(letter, route.context.media_store)
+                    outgoing = pipeline.translate(route, letter_callback)
                 except Refusal as refusal:
                     outcome, line["error"] = "still_failing", refusal.code
                 else:

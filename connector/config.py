@@ -167,6 +167,9 @@ class ProviderConfig(Strict):
 
 class DeadLetterConfig(Strict):
     topic: Topic = "mms.dead-letters"
+    # Larger bodies are kept in the media store and referenced: Kafka's default message limit
+    # is about 1 MB, well under the body limits.
+    inline_max_bytes: int = Field(900_000, gt=0)
 
 
 class DedupeConfig(Strict):

@@ -7,12 +7,16 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from connector.record import Media
 
 
 class MediaStore(Protocol):
     def store(self, content: bytes, content_type: str | None, filename: str | None) -> Media: ...
+
+    def load(self, uri: str) -> bytes: ...
 
 
 class FilesystemMediaStore:
@@ -42,3 +46,10 @@ class FilesystemMediaStore:
             sha256=digest,
             filename=filename,
         )
+
+    def load(self, uri: str) -> bytes:
+        """Content this store wrote, by its URI (for dead-letter replay)."""
+        path = Path(url2pathname(urlparse(uri).path)).resolve()
+        if urlparse(uri).scheme != "file" or not path.is_relative_to(self.root):
+            raise ValueError(f"{uri} is not in the media store at {self.root}")
+        return path.read_bytes()

@@ -125,6 +125,27 @@ def test_untranslatable_openmarket_callback_gets_an_empty_200_once_dead_lettered
     assert letter.value["body"] == body
 
 
+def test_a_body_larger_than_a_kafka_message_is_kept_in_the_media_store(
+    make_config: Callable[..., Config], topic: str, dlq_topic: str, records, tmp_path: Path
+) -> None:
+    config = make_config({"openmarket": {"enabled": True, "topic": topic}})
+    # Over Kafka's ~1 MB message limit but under the 10 MB body limit; not valid JSON.
+    body = b"{" + b"x" * 2_000_000
+    with running(config) as base:
+        reply = httpx.post(
+            f"{base}/callbacks/openmarket",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+    assert (reply.status_code, reply.content) == (200, b"")
+    [letter] = records(dlq_topic)
+    assert letter.value["body"] == b""
+    assert letter.value["body_sha256"] == hashlib.sha256(body).hexdigest()
+    stored = Path(letter.value["body_uri"].removeprefix("file://"))
+    assert stored.read_bytes() == body
+
+
 def test_dead_letter_write_failing_is_503(endpoints: Endpoints, tmp_path: Path) -> None:
     # A registry that works, a broker address where nothing listens.
     config = config_for(

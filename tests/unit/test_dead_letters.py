@@ -113,3 +113,31 @@ def test_record_round_trips_through_the_avro_schema_byte_exact() -> None:
     assert again.content_type == HEADERS["content-type"]
     assert again.received_at == RECEIVED_AT
     assert again.headers["x-request-id"] == "req-42"
+
+
+def test_a_body_too_large_for_kafka_goes_to_the_media_store(tmp_path) -> None:
+    from connector.media import FilesystemMediaStore
+
+    store = FilesystemMediaStore(tmp_path)
+    big = b"--b\r\n" + b"x" * 2_000_000
+    callback = Callback(big, {"content-type": "multipart/mixed; boundary=b"}, RECEIVED_AT)
+    record = dead_letters.record("openmarket", "/o", callback, REFUSAL, (), store, 900_000)
+    assert record["body"] == b""
+    assert record["body_sha256"] == hashlib.sha256(big).hexdigest()
+    assert record["body_uri"].startswith("file://")
+    # Replay reads it back from the store, byte-exact.
+    assert dead_letters.callback(record, store).body == big
+    small = dead_letters.record(
+        "openmarket", "/o", Callback(b"{}", {}, RECEIVED_AT), REFUSAL, (), store, 900_000
+    )
+    assert (small["body"], small["body_uri"]) == (b"{}", None)
+
+
+def test_the_store_only_gives_back_what_it_holds(tmp_path) -> None:
+    from connector.media import FilesystemMediaStore
+
+    store = FilesystemMediaStore(tmp_path / "media")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("no")
+    with pytest.raises(ValueError, match="not in the media store"):
+        store.load(outside.as_uri())
