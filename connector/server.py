@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from connector.app import create_app
@@ -9,6 +11,10 @@ from connector.config import Config
 
 
 def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
+    # Never uvicorn's access log: a path can carry a provider's token. The app logs one line
+    # per callback itself, without the path. (access_log=False alone is undone when logging is
+    # reconfigured later in the process.)
+    logging.getLogger("uvicorn.access").disabled = True
     return uvicorn.Config(
         create_app(config),
         host=host,
