@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -58,10 +58,42 @@ class MmsEvent:
     attributes: dict[str, str] = field(default_factory=dict)
 
     def to_avro(self) -> dict[str, Any]:
-        """The record as the Avro schema names its fields (`from` is a Python keyword)."""
-        d = asdict(self)
-        d["from"] = d.pop("from_")
-        return d
+        """The record as the Avro schema names its fields (`from` is a Python keyword).
+
+        Written out rather than dataclasses.asdict(), whose deep copies showed in profiles.
+        """
+        return {
+            "event_id": self.event_id,
+            "provider": self.provider,
+            "event_type": self.event_type,
+            "direction": self.direction,
+            "owner": self.owner,
+            "from": self.from_,
+            "to": self.to,
+            "cc": self.cc,
+            "bcc": self.bcc,
+            "text": self.text,
+            "subject": self.subject,
+            "media": [
+                {
+                    "uri": m.uri,
+                    "content_type": m.content_type,
+                    "size": m.size,
+                    "sha256": m.sha256,
+                    "filename": m.filename,
+                }
+                for m in self.media
+            ],
+            "provider_message_id": self.provider_message_id,
+            "application_id": self.application_id,
+            "tag": self.tag,
+            "occurred_at": self.occurred_at,
+            "received_at": self.received_at,
+            "segment_count": self.segment_count,
+            "error_code": self.error_code,
+            "error_description": self.error_description,
+            "attributes": self.attributes,
+        }
 
 
 def attribute_value(value: object) -> str:

@@ -43,3 +43,19 @@ def test_registry_refuses_an_incompatible_change(endpoints) -> None:
     with pytest.raises(SchemaRegistryError) as info:
         client.register_schema(subject(topic), Schema(json.dumps(newest), "AVRO"))
     assert info.value.http_status_code == 409
+
+
+def test_codec_writes_what_confluents_serializer_writes(endpoints) -> None:
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from tests.unit.test_schema import full_event
+
+    client = registry_client(endpoints.registry_url)
+    topic = f"wire-{uuid.uuid4().hex[:8]}"
+    codec = Codec(client, "BACKWARD_TRANSITIVE")
+    codec.register(topic)
+    record = full_event().to_avro()
+    serializer = AvroSerializer(client, list(schema_versions().values())[-1].read_text())
+    reference = serializer(record, SerializationContext(topic, MessageField.VALUE))
+    assert codec.encode(topic, record) == reference

@@ -40,12 +40,12 @@ def test_newest_reads_what_older_versions_wrote(older: int | None) -> None:
     writer = fastavro.parse_schema(json.loads(VERSIONS[older].read_text()))
     reader = fastavro.parse_schema(json.loads(current_schema()))
     buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, writer, _full_event().to_avro())
+    fastavro.schemaless_writer(buf, writer, full_event().to_avro())
     buf.seek(0)
     assert fastavro.schemaless_reader(buf, writer, reader)["event_id"] == "e"
 
 
-def _full_event() -> MmsEvent:
+def full_event() -> MmsEvent:
     return MmsEvent(
         event_id="e",
         provider="bandwidth-v2",
@@ -73,8 +73,13 @@ def _full_event() -> MmsEvent:
 
 def test_a_full_record_round_trips_through_avro() -> None:
     schema = fastavro.parse_schema(json.loads(current_schema()))
-    record = _full_event().to_avro()
+    record = full_event().to_avro()
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, schema, record)
     buf.seek(0)
     assert fastavro.schemaless_reader(buf, schema) == record
+
+
+def test_to_avro_writes_exactly_the_schema_fields() -> None:
+    schema = json.loads(current_schema())
+    assert list(full_event().to_avro()) == [f["name"] for f in schema["fields"]]
