@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -55,6 +56,8 @@ class Publisher:
         conf["error_cb"] = self._on_error
         self._producer = Producer(conf)
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
 
@@ -78,13 +81,41 @@ class Publisher:
                     value=msg.value,
                     key=msg.key,
                     headers=list(msg.headers),
-                    on_delivery=_resolver(loop, fut),
+                    on_delivery=partial(self._reported, loop, fut),
                 )
             except (BufferError, KafkaException) as exc:
                 fut.cancel()
                 raise PublishError(f"producer refused the record: {exc}") from exc
             futures.append(fut)
         await asyncio.gather(*futures)
+
+    def _reported(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fut: asyncio.Future[None],
+        err: KafkaError | None,
+        _msg: Message,
+    ) -> None:
+        # Runs on the poll thread. Reports are handed to the loop in batches: one wake-up of
+        # the loop per batch, not one per record (each wake-up is a syscall and a GIL handoff).
+        with self._lock:
+            self._reports.append((fut, err))
+            first = len(self._reports) == 1
+        if first:
+            # The loop may already be closed when the final flush at shutdown reports.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._settle_reports)
+
+    def _settle_reports(self) -> None:
+        with self._lock:
+            reports, self._reports = self._reports, []
+        for fut, err in reports:
+            if fut.done():  # the request gave up waiting; the record may still have landed
+                continue
+            if err is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(PublishError(f"delivery failed: {err.str()}"))
 
     def ping(self, timeout: float = 5.0) -> None:
         """Raise unless the cluster answers a metadata request (readiness)."""
@@ -96,23 +127,3 @@ class Publisher:
         self._stopping.set()
         self._poller.join()
         return remaining
-
-
-def _resolver(
-    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]
-) -> Callable[[KafkaError | None, Message], None]:
-    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-        # The loop may already be closed when the final flush at shutdown reports.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, fut, err)
-
-    return on_delivery
-
-
-def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
-    if fut.done():  # the request gave up waiting (deadline); the record may still have landed
-        return
-    if err is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(PublishError(f"delivery failed: {err.str()}"))
