@@ -105,7 +105,7 @@ class ServerConfig(Strict):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
     # Past this many callbacks in flight, answer 503 + Retry-After instead of queueing.
-    max_in_flight: int = Field(1000, gt=0)
+    max_in_flight: int = Field(256, gt=0)
 
 
 class MediaConfig(Strict):

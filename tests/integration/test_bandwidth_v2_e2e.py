@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -100,3 +101,35 @@ def test_kafka_unreachable_is_503_not_2xx(endpoints: Endpoints, tmp_path) -> Non
     assert reply.status_code == 503
     assert reply.headers["retry-after"] == "5"
     assert orjson.loads(reply.content)["error"] == "kafka_unavailable"
+
+
+def test_past_max_in_flight_the_answer_is_503_with_retry_after(make_config, topic) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    config = make_config({"bandwidth-v2": {"enabled": True, "topic": topic}})
+    config.server.max_in_flight = 1
+    with running(config) as base:
+        url = urlsplit(base)
+        # A callback whose body is still arriving holds the only slot.
+        slow = socket.create_connection((url.hostname, url.port))
+        slow.sendall(
+            b"POST /callbacks/bandwidth-v2 HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n["
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                reply = httpx.post(
+                    f"{base}/callbacks/bandwidth-v2",
+                    content=payload("bandwidth_v2", "message_sending.json"),
+                    timeout=30,
+                )
+                if reply.status_code == 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:
+            slow.close()
+    assert reply.status_code == 503
+    assert reply.headers["retry-after"] == "5"
+    assert reply.json()["error"] == "overloaded"
