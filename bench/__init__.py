@@ -1,0 +1,1 @@
+"""Throughput and latency benchmark of the connector: `python -m bench.run --help`."""

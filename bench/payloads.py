@@ -1,0 +1,210 @@
+"""The callback mixes the benchmark replays, built from tests/payloads/ with unique ids.
+
+A request is a list of byte chunks with id slots between them (`Template`): the load generator
+fills every slot with a fixed-width unique token, so Content-Length never changes and a request
+costs one `writelines` call, however large its body. Openmarket MOs carry inline images of
+20-300 KB of random (incompressible) bytes; a slot inside each image's base64 makes every image
+unique, so the connector's content-addressed media store really writes each one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAYLOADS = REPO / "tests" / "payloads"
+
+SLOT = "@@ID@@"
+ID_WIDTH = 16  # a multiple of 4, so the token can stand in for base64 text too
+
+PATHS = {
+    "bandwidth-v1": "/callbacks/bandwidth-v1",
+    "bandwidth-v2": "/callbacks/bandwidth-v2",
+    "openmarket": "/callbacks/openmarket",
+    "sinch": "/callbacks/sinch",
+}
+
+MIXES = ("json", "xml", "multipart", "mixed")
+
+
+@dataclass(frozen=True)
+class Template:
+    """One callback: provider, content type, and the body split around its id slots."""
+
+    name: str
+    provider: str
+    content_type: str
+    chunks: tuple[bytes, ...]  # len(chunks) == slots + 1
+
+    @property
+    def slots(self) -> int:
+        return len(self.chunks) - 1
+
+    @property
+    def body_size(self) -> int:
+        return sum(map(len, self.chunks)) + self.slots * ID_WIDTH
+
+    def body(self, token: bytes) -> bytes:
+        return token.join(self.chunks)
+
+    def request(self, host: str) -> tuple[bytes, ...]:
+        """The HTTP/1.1 request as chunks, with the id slots between them."""
+        head = (
+            f"POST {PATHS[self.provider]} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: {self.content_type}\r\nContent-Length: {self.body_size}\r\n\r\n"
+        ).encode()
+        return (head + self.chunks[0], *self.chunks[1:])
+
+
+def _split(name: str, provider: str, content_type: str, text: str | bytes) -> Template:
+    raw = text.encode() if isinstance(text, str) else text
+    chunks = tuple(raw.split(SLOT.encode()))
+    if len(chunks) < 2:
+        raise ValueError(f"{name}: no id slot")
+    return Template(name, provider, content_type, chunks)
+
+
+def _json(path: str) -> object:
+    return json.loads((PAYLOADS / path).read_text())
+
+
+def bandwidth_v2() -> list[tuple[Template, int]]:
+    out = []
+    for file, weight in (
+        ("message_received_mms.json", 4),
+        ("message_sending.json", 2),
+        ("message_delivered_and_failed.json", 2),  # two events in one callback
+        ("group_message_received.json", 2),
+    ):
+        events = _json(f"bandwidth_v2/{file}")
+        assert isinstance(events, list)
+        for i, event in enumerate(events):
+            event["message"]["id"] = f"{SLOT}-{i}"
+        body = json.dumps(events, ensure_ascii=False)
+        out.append((_split(file, "bandwidth-v2", "application/json", body), weight))
+    return out
+
+
+def bandwidth_v1() -> list[tuple[Template, int]]:
+    out = []
+    for file, weight in (("inbound_mms.json", 2), ("outbound_delivered.json", 1)):
+        event = _json(f"bandwidth_v1/{file}")
+        assert isinstance(event, dict)
+        event["messageId"] = f"m-{SLOT}"
+        body = json.dumps(event, ensure_ascii=False)
+        out.append((_split(file, "bandwidth-v1", "application/json", body), weight))
+    return out
+
+
+def sinch_xml() -> list[tuple[Template, int]]:
+    out = []
+    for file, tracking_id, weight in (
+        ("mms_mo.xml", "MMS_MO_iLnCRrL6", 3),
+        ("mms_mo_namespaced.xml", "MMS_MO_7fQk2LzX", 1),
+    ):
+        text = (PAYLOADS / "sinch" / file).read_text()
+        text = text.replace(
+            f"<tracking-id>{tracking_id}</tracking-id>", f"<tracking-id>MMS_MO_{SLOT}</tracking-id>"
+        )
+        out.append((_split(file, "sinch", "application/xml", text), weight))
+    return out
+
+
+def sinch_json() -> list[tuple[Template, int]]:
+    event = _json("sinch/mms_mo.json")
+    assert isinstance(event, dict)
+    event["tracking-id"] = f"MMS_MO_{SLOT}"
+    body = json.dumps(event, ensure_ascii=False)
+    return [(_split("mms_mo.json", "sinch", "application/json", body), 1)]
+
+
+def openmarket_report() -> list[tuple[Template, int]]:
+    event = _json("openmarket/report_delivered.json")
+    assert isinstance(event, dict)
+    event["mtId"] = f"MT-{SLOT}"
+    body = json.dumps(event)
+    return [(_split("report_delivered.json", "openmarket", "application/json", body), 1)]
+
+
+def _image_b64(size: int, rng: random.Random) -> str:
+    """Random bytes as MIME base64 (76-character lines) with an id slot at its start."""
+    encoded = base64.b64encode(rng.randbytes(size)).decode()
+    encoded = SLOT + encoded[ID_WIDTH:]  # the slot stands in for the first 16 characters
+    return "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+
+
+def openmarket_mo(variants: int = 12, seed: int = 7) -> list[tuple[Template, int]]:
+    """MOs with 1-3 inline images of 20-300 KB each (log-uniform), a SMIL and a text part."""
+    rng = random.Random(seed)
+    out = []
+    for v in range(variants):
+        boundary = f"----=_Part_{v}_{rng.getrandbits(40):x}"
+        images = [int(20_000 * (15 ** rng.random())) for _ in range(rng.choice((1, 1, 2, 3)))]
+        details = {
+            "type": "MO",
+            "moId": SLOT,
+            "source": "447800000001",
+            "destinations": ["88600"],
+            "ccs": [],
+            "bccs": [],
+            "date": "2024-06-01T10:00:00Z",
+            "mobileOperatorId": 77,
+            "subject": "Holiday",
+            "userAgent": "Pixel 8",
+        }
+        parts = [
+            f"Content-Type: application/json\r\nContent-Id: main\r\n\r\n{json.dumps(details)}",
+            "Content-Type: application/smil\r\nContent-Location: presentation.smil\r\n\r\n"
+            '<smil><body><par dur="5000ms"><img src="photo1.jpg"/></par></body></smil>',
+        ]
+        for i, size in enumerate(images):
+            parts.append(
+                f"Content-Type: image/jpeg\r\nContent-Id: <photo{i}.jpg>\r\n"
+                f"Content-Transfer-Encoding: base64\r\n\r\n{_image_b64(size, rng)}"
+            )
+        parts.append("Content-Type: text/plain; charset=utf-8\r\n\r\nGreetings from the beach")
+        body = "".join(f"--{boundary}\r\n{p}\r\n" for p in parts) + f"--{boundary}--\r\n"
+        ctype = f'multipart/mixed; boundary="{boundary}"'
+        out.append((_split(f"mo-{v}-{'+'.join(map(str, images))}", "openmarket", ctype, body), 1))
+    return out
+
+
+def mix(name: str) -> list[tuple[Template, int]]:
+    if name == "json":
+        return bandwidth_v2()
+    if name == "xml":
+        return sinch_xml()
+    if name == "multipart":
+        return openmarket_mo()
+    if name == "mixed":
+        weighted = [
+            (bandwidth_v2(), 40),
+            (bandwidth_v1(), 15),
+            (sinch_xml(), 15),
+            (sinch_json(), 10),
+            (openmarket_report(), 15),
+            (openmarket_mo(), 5),
+        ]
+        return [(t, w * share) for group, share in weighted for t, w in group]
+    raise ValueError(f"unknown mix {name!r}; known: {', '.join(MIXES)}")
+
+
+def sequence(templates: list[tuple[Template, int]], length: int = 1000, seed: int = 1) -> list[int]:
+    """A fixed, shuffled order of template indexes following the weights (cycled by senders)."""
+    rng = random.Random(seed)
+    indexes = [i for i, (_t, w) in enumerate(templates) for _ in range(w)]
+    return [rng.choice(indexes) for _ in range(length)]
+
+
+def tokens(prefix: str) -> Iterator[bytes]:
+    """Unique fixed-width tokens: the run's prefix, then a counter (alphanumeric only)."""
+    width = ID_WIDTH - len(prefix)
+    n = 0
+    while True:
+        yield f"{prefix}{n:0{width}d}".encode()
+        n += 1
