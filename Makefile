@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: dev test lint stack-down clean
+.PHONY: dev test lint bench stack-down clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,9 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m bench.run --mix all --duration 20
 
 stack-down: $(VENV)/.installed
 	$(VENV)/bin/mms-connector devstack down
