@@ -239,7 +239,9 @@ class Generator:
         rss_before = procstat.rss_bytes(spec.server_pid) if spec.server_pid else 0
         samples: list[dict[str, float]] = []
         t0 = perf()
-        self.window = (t0 + spec.warmup, t0 + spec.warmup + spec.duration)
+        # A count-bound run (soak) ends when the last request is scheduled: open-ended till then.
+        ends = float("inf") if spec.count else t0 + spec.warmup + spec.duration
+        self.window = (t0 + spec.warmup, ends)
         sampler = asyncio.create_task(self.sample(t0, samples))
         retirer = asyncio.create_task(self.retire_idle())
         cpu0: dict[str, float] = {}

@@ -64,6 +64,8 @@ class Options:
     soak: bool
     soak_count: int
     soak_rate: float
+    soak_warmup: float
+    dedupe_max_entries: int
     smoke: bool
     stack_home: Path
     keep_stack: bool
@@ -191,6 +193,8 @@ def connector_config(
         "dead_letters": {"topic": f"{topic}.dlq"},
         "providers": providers,
     }
+    if opts.dedupe_max_entries:
+        config["dedupe"] = {"max_entries": opts.dedupe_max_entries}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -683,6 +687,12 @@ def render(run: Run) -> str:
             f"{s['rss_mb_warm']} MB, at the end {s['rss_mb_end']} MB (max {s['rss_mb_max']} MB), "
             f"growth {s['growth_pct']} %; dedupe window entries at the end: "
             f"{s.get('dedupe_window_entries')}.",
+            "",
+            "RSS (s since start: MB): "
+            + ", ".join(
+                f"{t:.0f}: {mb}"
+                for t, mb, _n in s["rss_samples"][:: max(1, len(s["rss_samples"]) // 15)]
+            ),
         ]
     if run.checks:
         lines += ["", "## Targets", "", "| target | met | measured |", "| --- | --- | --- |"]
@@ -716,7 +726,7 @@ def soak(bench: Bench, opts: Options) -> dict[str, Any]:
     mix = opts.mixes[0]
     topic = f"mms.bench.{bench.token}.soak"
     create_topics(bench.endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
-    warmup = 60.0
+    warmup = opts.soak_warmup
     with bench.connector(topic) as (port, pid, log):
         if not opts.soak_rate:
             sat = bench.measure("connector", "saturate", port, mix, pid, mode="closed", duration=10)
@@ -824,6 +834,13 @@ def parse(argv: list[str] | None) -> Options:
         default=0.0,
         help="soak arrival rate; default --load-fraction x a 10 s saturation run",
     )
+    p.add_argument("--soak-warmup", type=float, default=60.0, help="seconds before RSS counts")
+    p.add_argument(
+        "--dedupe-max-entries",
+        type=int,
+        default=0,
+        help="connector dedupe.max_entries (default: the connector's own, 1,000,000)",
+    )
     p.add_argument(
         "--smoke",
         action="store_true",
@@ -860,6 +877,8 @@ def parse(argv: list[str] | None) -> Options:
         soak=a.soak,
         soak_count=a.soak_count,
         soak_rate=a.soak_rate,
+        soak_warmup=a.soak_warmup,
+        dedupe_max_entries=a.dedupe_max_entries,
         smoke=a.smoke,
         stack_home=a.stack_home.resolve(),
         keep_stack=a.keep_stack,
