@@ -54,6 +54,8 @@ class Publisher:
     ) -> None:
         conf: dict[str, object] = {**DEFAULTS, **producer, **client, **GUARANTEES}
         conf["error_cb"] = self._on_error
+        # librdkafka's own lines go through logging (JSON, like the rest) instead of raw stderr.
+        conf["logger"] = log
         self._producer = Producer(conf)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -122,8 +124,17 @@ class Publisher:
         self._producer.list_topics(timeout=timeout)
 
     def close(self, timeout: float = 30.0) -> int:
-        """Flush what is queued (graceful shutdown); returns how many records were left."""
+        """Flush what is queued (graceful shutdown); returns how many records were left.
+
+        Records still unsent after `timeout` are purged (their callbacks were never acked, so
+        the providers retry them) and the client is destroyed: a closed publisher leaves no
+        librdkafka thread behind reconnecting to the cluster.
+        """
         remaining = self._producer.flush(timeout)
         self._stopping.set()
         self._poller.join()
+        if remaining:
+            self._producer.purge()
+            self._producer.flush(0)
+        self._producer.close()
         return remaining
