@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,12 +22,13 @@ from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
+from starlette.types import Message, Receive, Scope, Send
 
 from connector import auth, dead_letters, metrics, pipeline
-from connector.callback import Callback, Refusal, Reply, refused_json
+from connector.callback import Callback, Refusal, Reply, json_reply, refused_json
 from connector.codec import DEAD_LETTER_SCHEMA, Codec, registry_client
 from connector.config import Config
 from connector.consumer import recent_event_ids
@@ -76,21 +78,6 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)
 
-    def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            if runtime.in_flight >= config.server.max_in_flight:
-                metrics.CALLBACKS.labels(endpoint.route.name, "overloaded").inc()
-                return _unavailable("overloaded", "too many callbacks in flight; retry later")
-            runtime.in_flight += 1
-            metrics.IN_FLIGHT.inc()
-            try:
-                return await _handle(endpoint, request, runtime)
-            finally:
-                runtime.in_flight -= 1
-                metrics.IN_FLIGHT.dec()
-
-        return handle
-
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -116,7 +103,7 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
     routes = [
         HttpRoute(
             e.route.path + ("/{token}" if e.auth.token_in_path else ""),
-            handler(e),
+            CallbackEndpoint(e, runtime),
             methods=["POST"],
         )
         for e in endpoints
@@ -165,39 +152,70 @@ def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
     runtime.publisher = Publisher(kafka, config.kafka.producer)
 
 
-async def _handle(endpoint: Endpoint, request: Request, runtime: Runtime) -> Response:
+class CallbackEndpoint:
+    """One provider's callback route, as a plain ASGI app.
+
+    The hot path of the connector: no Request or Response objects, no task per request, so the
+    per-callback overhead stays small next to translation and encoding (see bench/).
+    """
+
+    def __init__(self, endpoint: Endpoint, runtime: Runtime) -> None:
+        self.endpoint = endpoint
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime, name = self.runtime, self.endpoint.route.name
+        if runtime.in_flight >= runtime.config.server.max_in_flight:
+            # Shed load before reading the body: past saturation a quick 503 beats a queue.
+            metrics.CALLBACKS.labels(name, "overloaded").inc()
+            await _send(
+                send, _unavailable("overloaded", "too many callbacks in flight; retry later")
+            )
+            return
+        runtime.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            reply = await _handle(self.endpoint, scope, receive, runtime)
+        except Exception:
+            # Our bug, never the provider's: no traceback in the reply, and it will retry.
+            log.exception("%s: callback handling failed", name)
+            reply = json_reply(500, {"error": "internal_error"})
+        finally:
+            runtime.in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+        await _send(send, reply)
+
+
+async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: Runtime) -> Reply:
     route = endpoint.route
     started = time.perf_counter()
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         # Repeated headers combine into one comma-separated value (RFC 9110), so no
         # X-Forwarded-For hop is lost.
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     outcome = _Outcome(route.name, headers.get("x-request-id", ""), started)
+    client = scope.get("client")
     try:
         endpoint.auth.check(
-            auth.Request(
-                headers,
-                request.client.host if request.client else None,
-                request.path_params.get("token"),
-            )
+            auth.Request(headers, client[0] if client else None, scope["path_params"].get("token"))
         )
     except Refusal as refusal:
         # Nothing published, nothing dead-lettered: an unauthenticated body is not ours to keep.
         outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
         extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if refusal.status == 401 else {}
-        return _reply(_refusal_json(refusal, extra))
+        return _refusal_json(refusal, extra)
 
     try:
-        body = await asyncio.wait_for(
-            _read_body(request, route.settings.max_body_bytes), route.settings.read_timeout_seconds
-        )
+        async with asyncio.timeout(route.settings.read_timeout_seconds):
+            body = await _read_body(receive, headers, route.settings.max_body_bytes)
     except Refusal as refusal:
         outcome.log("refused", logging.WARNING, error=refusal.code, detail=refusal.detail)
-        return _reply(route.provider.refused(refusal))
-    except (TimeoutError, ClientDisconnect):
+        return route.provider.refused(refusal)
+    except (TimeoutError, _Disconnected):
         outcome.log("refused", logging.WARNING, error="body_timeout")
-        return _reply(_refusal_json(Refusal("body_timeout", "request body not received", 408)))
+        return _refusal_json(Refusal("body_timeout", "request body not received", 408))
 
     callback = Callback(body, headers, datetime.now(UTC), headers.get("content-type", ""))
     try:
@@ -213,16 +231,16 @@ async def _handle(endpoint: Endpoint, request: Request, runtime: Runtime) -> Res
 
 async def _publish(
     route: pipeline.Route, outgoing: list[pipeline.Outgoing], runtime: Runtime, outcome: _Outcome
-) -> Response:
+) -> Reply:
     codec, publisher, window = runtime.codec, runtime.publisher, runtime.window
     assert codec is not None and publisher is not None  # set by the lifespan before serving
     ids = [o.event.event_id for o in outgoing]
-    fresh, waits, claimed = [], [], set()
+    fresh, waits, claimed = [], set(), set()
     for o in outgoing:
         event_id = o.event.event_id
         pending = window.pending(event_id)
         if pending is not None:
-            waits.append(pending)  # another request is publishing this event right now
+            waits.add(pending)  # another request is publishing this event right now
         elif not window.seen(event_id) and event_id not in claimed:
             fresh.append(o)
             claimed.add(event_id)
@@ -232,21 +250,29 @@ async def _publish(
         # A record the schema rejects is our bug, not the provider's: never a 2xx.
         logging.getLogger(__name__).exception("%s: record does not encode", route.name)
         outcome.log("failed", logging.ERROR, event_ids=ids, error="encoding_failed")
-        return JSONResponse({"error": "encoding_failed"}, status_code=500)
+        return json_reply(500, {"error": "encoding_failed"})
 
-    window.claim(claimed)
-    # The publish goes on even if this request stops waiting (deadline): a late delivery is
-    # still recorded in the window, so the provider's retry is not produced a second time.
-    task = asyncio.ensure_future(publisher.publish(messages))
-    task.add_done_callback(lambda t: window.settle(claimed, t.exception()))
-    everything = asyncio.gather(task, *waits)
-    # Retrieve a late failure nobody waits for any more (it is already settled in the window).
-    everything.add_done_callback(lambda f: f.cancelled() or f.exception())
     try:
-        await asyncio.wait_for(asyncio.shield(everything), route.settings.deadline_seconds)
-    except (PublishError, TimeoutError, asyncio.CancelledError) as exc:
+        if messages:
+            window.claim(claimed)
+            try:
+                sent = publisher.send(messages)
+            except PublishError as exc:
+                window.settle(claimed, exc)
+                raise
+            # The publish goes on even if this request stops waiting (deadline): a late
+            # delivery is still recorded in the window, so the retry is not produced again.
+            sent.add_done_callback(lambda f: window.settle(claimed, f.exception()))
+            waits.add(sent)
+        if waits:
+            done, _ = await asyncio.wait(waits, timeout=route.settings.deadline_seconds)
+            if len(done) < len(waits):
+                raise TimeoutError("deadline")
+            for fut in done:
+                fut.result()
+    except (PublishError, TimeoutError) as exc:
         metrics.KAFKA_ERRORS.inc()
-        outcome.log("failed", logging.ERROR, event_ids=ids, error=str(exc) or "deadline")
+        outcome.log("failed", logging.ERROR, event_ids=ids, error=str(exc))
         return _unavailable("kafka_unavailable", "not stored yet; retry later")
 
     for o in fresh:
@@ -256,12 +282,12 @@ async def _publish(
         metrics.DUPLICATES.labels(route.name).inc(duplicates)
     metrics.PRODUCE_LATENCY.labels(route.name).observe(time.perf_counter() - outcome.started)
     outcome.log("published" if fresh else "duplicate", event_ids=ids, duplicates=duplicates)
-    return _reply(route.provider.accepted([o.event for o in outgoing]))
+    return route.provider.accepted([o.event for o in outgoing])
 
 
 async def _dead_letter(
     endpoint: Endpoint, callback: Callback, refusal: Refusal, runtime: Runtime, outcome: _Outcome
-) -> Response:
+) -> Reply:
     route = endpoint.route
     codec, publisher = runtime.codec, runtime.publisher
     assert codec is not None and publisher is not None
@@ -296,7 +322,7 @@ async def _dead_letter(
         detail=refusal.detail,
         body_sha256=letter["body_sha256"],
     )
-    return _reply(route.provider.dead_lettered(refusal))
+    return route.provider.dead_lettered(refusal)
 
 
 @dataclass
@@ -324,31 +350,48 @@ class _Outcome:
         )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
+class _Disconnected(Exception):
+    """The client went away before its body was complete."""
+
+
+async def _read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Refusal("body_too_large", f"body over the {limit}-byte limit", status=413)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise Refusal("body_too_large", f"body over the {limit}-byte limit", status=413)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _refusal_json(refusal: Refusal, headers: Mapping[str, str] | None = None) -> Reply:
-    reply = refused_json(refusal)
-    return Reply(reply.status, reply.body, reply.media_type, dict(headers or {}))
+    return _with_headers(refused_json(refusal), headers or {})
 
 
-def _unavailable(code: str, detail: str) -> Response:
-    return JSONResponse(
-        {"error": code, "detail": detail},
-        status_code=503,
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+def _unavailable(code: str, detail: str) -> Reply:
+    reply = json_reply(503, {"error": code, "detail": detail})
+    return _with_headers(reply, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
-def _reply(reply: Reply) -> Response:
-    return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.media_type)
+def _with_headers(reply: Reply, headers: Mapping[str, str]) -> Reply:
+    return dataclasses.replace(reply, headers={**reply.headers, **headers})
+
+
+async def _send(send: Send, reply: Reply) -> None:
+    headers = [(b"content-length", str(len(reply.body)).encode())]
+    if reply.media_type:
+        headers.append((b"content-type", reply.media_type.encode()))
+    headers += [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
+    ]
+    start: Message = {"type": "http.response.start", "status": reply.status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": reply.body})

@@ -37,22 +37,25 @@ class Window:
 
     def claim(self, event_ids: Iterable[str]) -> None:
         """Mark events as being published by the caller, who must later `settle` them."""
-        loop = asyncio.get_running_loop()
+        fut = asyncio.get_running_loop().create_future()  # one per claim: they settle together
         for event_id in event_ids:
-            self._pending[event_id] = loop.create_future()
+            self._pending[event_id] = fut
 
     def settle(self, event_ids: Iterable[str], error: BaseException | None) -> None:
         """Record the outcome of claimed events and wake anyone waiting on them."""
+        settled = set()
         for event_id in event_ids:
-            fut = self._pending.pop(event_id, None)
+            settled.add(self._pending.pop(event_id, None))
             if error is None:
                 self.add(event_id)
-            if fut is not None and not fut.done():
-                if error is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(error)
-                    fut.exception()  # retrieved: waiters may all have given up already
+        for fut in settled:
+            if fut is None or fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+                fut.exception()  # retrieved: waiters may all have given up already
 
     def add(self, event_id: str, at: float | None = None) -> None:
         if self._seconds <= 0:

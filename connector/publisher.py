@@ -42,6 +42,14 @@ class OutMessage:
     headers: Sequence[tuple[str, bytes]]
 
 
+@dataclass(slots=True)
+class _Batch:
+    """The records of one callback: its future resolves when the last one is acknowledged."""
+
+    future: asyncio.Future[None]
+    remaining: int
+
+
 class PublishError(Exception):
     """Kafka did not take or did not acknowledge a record: the callback must not be acked."""
 
@@ -59,7 +67,7 @@ class Publisher:
         self._producer = Producer(conf)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
+        self._reports: list[tuple[_Batch, KafkaError | None]] = []
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
 
@@ -71,37 +79,47 @@ class Publisher:
     def _on_error(err: KafkaError) -> None:
         log.warning("kafka: %s", err)
 
-    async def publish(self, messages: Sequence[OutMessage]) -> None:
-        """Produce every message and wait for all delivery reports; raise if any failed."""
+    def send(self, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
+        """Produce every message; the future resolves once all are acknowledged, or fails with
+        the first failed delivery. Raises PublishError if the producer refuses a message.
+
+        One future per callback, however many records it holds: the request path waits on
+        it directly, with no task or gather around it.
+        """
         loop = asyncio.get_running_loop()
-        futures = []
+        batch = _Batch(loop.create_future(), len(messages))
+        if not messages:
+            batch.future.set_result(None)
+        reported = partial(self._reported, loop, batch)
         for msg in messages:
-            fut: asyncio.Future[None] = loop.create_future()
             try:
                 self._producer.produce(
                     msg.topic,
                     value=msg.value,
                     key=msg.key,
                     headers=list(msg.headers),
-                    on_delivery=partial(self._reported, loop, fut),
+                    on_delivery=reported,
                 )
             except (BufferError, KafkaException) as exc:
-                fut.cancel()
+                batch.future.cancel()  # reports of the records already queued are ignored
                 raise PublishError(f"producer refused the record: {exc}") from exc
-            futures.append(fut)
-        await asyncio.gather(*futures)
+        return batch.future
+
+    async def publish(self, messages: Sequence[OutMessage]) -> None:
+        """Produce every message and wait for all delivery reports; raise if any failed."""
+        await self.send(messages)
 
     def _reported(
         self,
         loop: asyncio.AbstractEventLoop,
-        fut: asyncio.Future[None],
+        batch: _Batch,
         err: KafkaError | None,
         _msg: Message,
     ) -> None:
         # Runs on the poll thread. Reports are handed to the loop in batches: one wake-up of
         # the loop per batch, not one per record (each wake-up is a syscall and a GIL handoff).
         with self._lock:
-            self._reports.append((fut, err))
+            self._reports.append((batch, err))
             first = len(self._reports) == 1
         if first:
             # The loop may already be closed when the final flush at shutdown reports.
@@ -111,13 +129,16 @@ class Publisher:
     def _settle_reports(self) -> None:
         with self._lock:
             reports, self._reports = self._reports, []
-        for fut, err in reports:
-            if fut.done():  # the request gave up waiting; the record may still have landed
+        for batch, err in reports:
+            fut = batch.future
+            if fut.done():  # failed already, or nobody waits; the record may still have landed
                 continue
-            if err is None:
-                fut.set_result(None)
-            else:
+            if err is not None:
                 fut.set_exception(PublishError(f"delivery failed: {err.str()}"))
+                continue
+            batch.remaining -= 1
+            if batch.remaining == 0:
+                fut.set_result(None)
 
     def ping(self, timeout: float = 5.0) -> None:
         """Raise unless the cluster answers a metadata request (readiness)."""

@@ -58,3 +58,14 @@ def test_missing_secret_stops_the_app_naming_the_key() -> None:
     )
     with pytest.raises(ConfigError, match=r"providers\.sinch\.auth\.basic\.password.*MMS_SINCH"):
         create_app(config, env={})
+
+
+def test_an_unexpected_failure_is_a_json_500_without_traceback(caplog) -> None:
+    # Without the lifespan there is no codec: the handler's own bug path, not the provider's.
+    app = client({"bandwidth-v2": {"enabled": True}})
+    body = b'[{"type":"message-received","message":{"id":"1","owner":"+19195550002"}}]'
+    reply = app.post("/callbacks/bandwidth-v2", content=body)
+    assert (reply.status_code, reply.json()) == (500, {"error": "internal_error"})
+    assert reply.headers["content-type"] == "application/json"
+    assert "Traceback" not in reply.text
+    assert "callback handling failed" in caplog.text
