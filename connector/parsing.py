@@ -27,7 +27,10 @@ def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Refusal("invalid_json", f"body is not valid JSON: {exc}") from None
-    if _depth(data) > max_depth:
+    # Nesting cannot be deeper than the number of opening brackets: counting them (in C) spares
+    # the walk for nearly every real callback.
+    brackets = body.count(b"{") + body.count(b"[")
+    if brackets > max_depth and _depth(data) > max_depth:
         raise Refusal("json_too_deep", f"JSON nesting deeper than {max_depth} levels")
     return data
 
