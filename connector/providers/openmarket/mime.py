@@ -13,11 +13,11 @@ the body, so the last part simply runs to its end).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from dataclasses import dataclass
 
+import pybase64
 from python_multipart.multipart import parse_options_header
 
 from connector.callback import Limits, Refusal
@@ -31,6 +31,7 @@ MAX_HEADER_LINES = 32
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:(.*)")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _WHITESPACE = b" \t\r\n\v\f"
+_DELIMITER_END = re.compile(rb"(--)?[ \t]*(?:\r?\n|\Z)")
 _IDENTITY_ENCODINGS = {"7bit", "8bit", "binary"}
 
 
@@ -62,13 +63,16 @@ def options(value: str) -> tuple[str, dict[str, str]]:
 def read_parts(body: bytes, boundary: bytes, limits: Limits) -> list[Part]:
     """The parts between the delimiters of `boundary`; refuses past the configured limits before
     reading further."""
-    # A delimiter line: the boundary, "--" if it closes, padding, then the line end.
-    delimiter = re.compile(re.escape(b"--" + boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    # A delimiter line: the boundary, "--" if it closes, padding, then the line end. Found with
+    # bytes.find (memchr speed over hundreds of KB of base64), then checked with the pattern.
+    marker = b"--" + boundary
     parts: list[Part] = []
     start: int | None = None  # where the content of the open part begins
-    for match in delimiter.finditer(body):
-        at = match.start()
-        if at and body[at - 1] != 0x0A:  # only at the start of a line
+    at = body.find(marker)
+    while at != -1:
+        match = _DELIMITER_END.match(body, at + len(marker))
+        if match is None or (at and body[at - 1] != 0x0A):  # only a whole line delimits
+            at = body.find(marker, at + 1)
             continue
         if start is not None:
             parts.append(_part(body[start : _content_end(body, start, at)], limits))
@@ -78,6 +82,7 @@ def read_parts(body: bytes, boundary: bytes, limits: Limits) -> list[Part]:
         if len(parts) == limits.max_parts:
             raise Refusal("too_many_parts", f"more than {limits.max_parts} body parts", status=413)
         start = match.end()
+        at = body.find(marker, start)
     if start is not None:
         # No closing delimiter: the last part ends with the body (and its last line break).
         end = len(body) - (2 if body.endswith(b"\r\n") else 1 if body.endswith(b"\n") else 0)
@@ -153,7 +158,7 @@ def _decode(payload: bytes, encoding: str | None, media_type: str, params: dict[
         return _maybe_base64(payload, media_type, params.get("charset"))
     if encoding == "base64":
         try:
-            return base64.b64decode(payload.translate(None, _WHITESPACE), validate=True)
+            return _b64decode(payload)
         except binascii.Error as exc:
             raise Refusal("invalid_base64", f"a base64 body part does not decode: {exc}") from None
     if encoding == "quoted-printable":
@@ -163,6 +168,22 @@ def _decode(payload: bytes, encoding: str | None, media_type: str, params: dict[
     raise Refusal("unsupported_transfer_encoding", f"Content-Transfer-Encoding {encoding!r}")
 
 
+def _b64decode(text: bytes, *, line_breaks_only: bool = False) -> bytes:
+    """Strict base64 that ignores line breaks (and, unless told otherwise, other whitespace).
+
+    Images are hundreds of KB of base64: pybase64's SIMD decoder and bytes.replace take ~0.1 ms
+    where the standard library's decoder and bytes.translate took ~1.7 ms per 200 KB image.
+    """
+    compact = text.replace(b"\r", b"").replace(b"\n", b"")
+    try:
+        return pybase64.b64decode(compact, validate=True)
+    except binascii.Error:
+        if line_breaks_only:
+            raise
+    # The rare encoder that pads lines with blanks: the slow path, still strict.
+    return pybase64.b64decode(text.translate(None, _WHITESPACE), validate=True)
+
+
 def _maybe_base64(payload: bytes, media_type: str, charset: str | None) -> bytes:
     """No Content-Transfer-Encoding: OpenMarket documents its parts as base64 without a header
     saying so, yet draws its text part raw. Decode only what looks like an encoder's output:
@@ -170,11 +191,10 @@ def _maybe_base64(payload: bytes, media_type: str, charset: str | None) -> bytes
     Binary media never looks like that raw. A raw single word can ("Nips" is valid base64), so
     a text part must also decode to clean text in its charset; a word of 4 or 8 letters may
     still pass, which only a Content-Transfer-Encoding header rules out."""
-    compact = payload.strip(_WHITESPACE).translate(None, b"\r\n")
-    if not compact:
+    if not payload.strip(_WHITESPACE):
         return payload
     try:
-        decoded = base64.b64decode(compact, validate=True)
+        decoded = _b64decode(payload.strip(_WHITESPACE), line_breaks_only=True)
     except binascii.Error:
         return payload
     if media_type.startswith("text/") and not _clean_text(decoded, charset):
