@@ -188,11 +188,13 @@ def connector_config(
     config = {
         "kafka": {"bootstrap_servers": endpoints.bootstrap_servers, "flush_timeout_seconds": 30},
         "schema_registry": {"url": endpoints.registry_url, "compatibility": "BACKWARD_TRANSITIVE"},
-        "server": {"host": "127.0.0.1", "port": port, "max_in_flight": opts.max_in_flight},
+        "server": {"host": "127.0.0.1", "port": port},
         "media": {"root": str(media)},
         "dead_letters": {"topic": f"{topic}.dlq"},
         "providers": providers,
     }
+    if opts.max_in_flight:
+        config["server"]["max_in_flight"] = opts.max_in_flight
     if opts.dedupe_max_entries:
         config["dedupe"] = {"max_entries": opts.dedupe_max_entries}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -816,7 +818,12 @@ def parse(argv: list[str] | None) -> Options:
         default=1.5,
         help="overload rate as a multiple of the saturation rate",
     )
-    p.add_argument("--max-in-flight", type=int, default=1000, help="connector server.max_in_flight")
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=0,
+        help="connector server.max_in_flight (default: the connector's own)",
+    )
     p.add_argument("--no-peer", action="store_true", help="skip the peer")
     p.add_argument("--no-ceilings", action="store_true", help="skip ceilings (a) and (b)")
     p.add_argument(

@@ -106,6 +106,9 @@ class ServerConfig(Strict):
     port: int = Field(8080, ge=1, le=65535)
     # Past this many callbacks in flight, answer 503 + Retry-After instead of queueing.
     max_in_flight: int = Field(256, gt=0)
+    # ... and while the event loop runs this late: the CPU is saturated, so every callback let
+    # in now only lengthens the queue in front of the others (measured in bench/).
+    max_loop_lag_ms: float = Field(50, gt=0)
 
 
 class MediaConfig(Strict):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -69,3 +72,33 @@ def test_an_unexpected_failure_is_a_json_500_without_traceback(caplog) -> None:
     assert reply.headers["content-type"] == "application/json"
     assert "Traceback" not in reply.text
     assert "callback handling failed" in caplog.text
+
+
+def test_a_late_event_loop_sheds_callbacks_with_503() -> None:
+    from connector.app import CallbackEndpoint
+
+    app = create_app(Config.model_validate({"providers": {"bandwidth-v2": {"enabled": True}}}))
+    endpoint = next(r.endpoint for r in app.routes if isinstance(r.endpoint, CallbackEndpoint))
+    endpoint.runtime.loop_lag.seconds = 0.2  # over the default 50 ms
+    reply = TestClient(app).post("/callbacks/bandwidth-v2", content=b"[]")
+    assert (reply.status_code, reply.headers["retry-after"]) == (503, "5")
+    assert reply.json()["error"] == "overloaded"
+
+
+def test_loop_lag_follows_a_blocked_loop() -> None:
+    from connector.app import LoopLag
+
+    async def scenario() -> tuple[float, float]:
+        lag = LoopLag()
+        watcher = asyncio.create_task(lag.watch())
+        await asyncio.sleep(0.05)
+        time.sleep(0.2)  # a callback hogging the loop, as a saturated CPU does
+        await asyncio.sleep(0.005)  # the watcher's overdue tick runs first
+        blocked = lag.seconds
+        await asyncio.sleep(0.2)
+        watcher.cancel()
+        return blocked, lag.seconds
+
+    blocked, after = asyncio.run(scenario())
+    assert blocked >= 0.15
+    assert after < 0.05
