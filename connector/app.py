@@ -124,6 +124,7 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
 
     async def prometheus(_request: Request) -> Response:
         metrics.DEDUPE_ENTRIES.set(len(runtime.window))
+        metrics.LOOP_LAG.set(runtime.loop_lag.seconds)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [

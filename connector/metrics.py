@@ -26,3 +26,6 @@ DEAD_LETTERS = Counter(
 KAFKA_ERRORS = Counter("mms_kafka_errors_total", "Producer errors and failed deliveries")
 IN_FLIGHT = Gauge("mms_in_flight_requests", "Callbacks being handled now")
 DEDUPE_ENTRIES = Gauge("mms_dedupe_window_entries", "Event ids held in the dedupe window")
+LOOP_LAG = Gauge(
+    "mms_event_loop_lag_seconds", "How late the event loop runs; past server.max_loop_lag_ms: 503"
+)

@@ -27,6 +27,7 @@ def test_health_before_start() -> None:
     app = client({})
     assert app.get("/healthz").json() == {"status": "ok"}
     assert app.get("/readyz").status_code == 503
+    assert b"\nmms_event_loop_lag_seconds 0.0\n" in app.get("/metrics").content
 
 
 def test_token_in_path_moves_the_route() -> None:
