@@ -41,13 +41,16 @@ RETRY_AFTER_SECONDS = "5"
 
 
 class LoopLag:
-    """How late the event loop runs a timer: roughly how long a new request waits to be read.
+    """How late the event loop runs a timer, smoothed: how long a new request waits to be read.
 
     In-flight counting alone misses overload when the CPU, not Kafka, is the bottleneck:
     callbacks then queue in socket buffers and in the loop before they are counted.
     """
 
     INTERVAL = 0.01
+    # Smoothing: sustained lateness counts, a single stall (a descheduled process, one big
+    # body) does not: it takes five times the limit in one tick to reach the limit alone.
+    WEIGHT = 0.2
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -57,10 +60,8 @@ class LoopLag:
         while True:
             start = loop.time()
             await asyncio.sleep(self.INTERVAL)
-            # Halving instead of forgetting: one quiet tick in a busy stretch does not
-            # reopen the doors to the whole queue at once.
-            late = loop.time() - start - self.INTERVAL
-            self.seconds = max(late, self.seconds / 2)
+            late = max(0.0, loop.time() - start - self.INTERVAL)
+            self.seconds += self.WEIGHT * (late - self.seconds)
 
 
 @dataclass

@@ -86,20 +86,25 @@ def test_a_late_event_loop_sheds_callbacks_with_503() -> None:
     assert reply.json()["error"] == "overloaded"
 
 
-def test_loop_lag_follows_a_blocked_loop() -> None:
+def test_loop_lag_counts_sustained_lateness_not_one_stall() -> None:
     from connector.app import LoopLag
 
-    async def scenario() -> tuple[float, float]:
+    async def scenario() -> tuple[float, float, float]:
         lag = LoopLag()
         watcher = asyncio.create_task(lag.watch())
         await asyncio.sleep(0.05)
-        time.sleep(0.2)  # a callback hogging the loop, as a saturated CPU does
+        time.sleep(0.1)  # one stall: a descheduled process, one large body
         await asyncio.sleep(0.005)  # the watcher's overdue tick runs first
-        blocked = lag.seconds
-        await asyncio.sleep(0.2)
+        one_stall = lag.seconds
+        for _ in range(20):  # a saturated CPU: every tick late
+            time.sleep(0.1)
+            await asyncio.sleep(0.005)
+        saturated = lag.seconds
+        await asyncio.sleep(0.5)
         watcher.cancel()
-        return blocked, lag.seconds
+        return one_stall, saturated, lag.seconds
 
-    blocked, after = asyncio.run(scenario())
-    assert blocked >= 0.15
-    assert after < 0.05
+    one_stall, saturated, recovered = asyncio.run(scenario())
+    assert 0.01 < one_stall < 0.05  # noticed, under the default 50 ms limit
+    assert saturated > 0.08
+    assert recovered < 0.01
