@@ -82,14 +82,14 @@ def _run(config: config_mod.Config, host: str, port: int) -> None:
 
     import uvicorn
 
-    from connector.server import tune_gc, uvicorn_config
+    from connector.server import tune_memory, uvicorn_config
 
     # After its graceful shutdown uvicorn raises the SIGTERM it caught again, with this handler
     # restored: without it the default action kills the process (status 143) though it stopped
     # cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = uvicorn.Server(uvicorn_config(config, host, port))
-    tune_gc()
+    tune_memory()
     server.run()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 
@@ -32,15 +33,34 @@ def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
     )
 
 
-def tune_gc() -> None:
-    """Collect garbage rarely, and never look at start-up objects again.
+def tune_memory() -> None:
+    """Collect garbage rarely, never look at start-up objects again, and keep RSS flat.
 
     With CPython's default thresholds the collector ran ~30 times a second under load, and
     its full passes paused the event loop for up to 95 ms: 4 % of the CPU and most of the p99
     (bench/results/2026-11-25-gc.md). Per-request objects are freed by reference counting;
     the collector only has the rare reference cycle to find, so a large first threshold
-    costs a bounded amount of memory (the soak checks RSS stays flat).
+    costs a bounded amount of memory.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    _fix_mmap_threshold()
+
+
+# glibc's M_MMAP_THRESHOLD (malloc.h).
+_M_MMAP_THRESHOLD = -3
+
+
+def _fix_mmap_threshold(size: int = 1 << 20) -> None:
+    """Blocks over 1 MiB from mmap, always (glibc otherwise raises the threshold after each free).
+
+    The dedupe window's tables are megabytes and are reallocated as ids come and go; with the
+    moving threshold they land on the heap, where each reallocation left a hole: RSS rose in
+    steps (+16 % over a 1 M-callback soak, flat with the threshold fixed).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return  # not glibc (musl, macOS): their allocators do not move a threshold
+    mallopt(_M_MMAP_THRESHOLD, size)
