@@ -17,7 +17,7 @@ import orjson
 from connector import config as config_mod
 from connector import logs, pipeline
 from connector.callback import Callback, Refusal
-from connector.codec import current_schema, registry_client
+from connector.codec import avro_deserializer, current_schema, registry_client
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = os.environ
@@ -162,12 +162,10 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
-
     from connector.consumer import follow
 
     config = config_mod.load(args.config)
-    deserializer = AvroDeserializer(registry_client(config.schema_registry.client_settings(ENV)))
+    deserializer = avro_deserializer(registry_client(config.schema_registry.client_settings(ENV)))
     messages = follow(
         config.kafka.client_settings(ENV),
         args.topic,
@@ -183,12 +181,10 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _dlq(args: argparse.Namespace) -> int:
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
-
     from connector.consumer import read_until_end
 
     config = config_mod.load(args.config)
-    deserializer = AvroDeserializer(registry_client(config.schema_registry.client_settings(ENV)))
+    deserializer = avro_deserializer(registry_client(config.schema_registry.client_settings(ENV)))
     routes = {r.name: r for r in pipeline.routes(config)}
     letters = read_until_end(config.kafka.client_settings(ENV), config.dead_letters.topic)
     if args.action == "list":

@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaRegistryClient,
+    topic_subject_name_strategy,
+)
+from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 EVENT_SCHEMA = "mms_event"
 DEAD_LETTER_SCHEMA = "dead_letter"
@@ -48,14 +53,26 @@ def current_schema(name: str = EVENT_SCHEMA) -> str:
     return versions[max(versions)].read_text()
 
 
+def avro_deserializer(registry: SchemaRegistryClient) -> AvroDeserializer:
+    """Reads what the connector wrote: the schema id in each record, subjects by topic name.
+
+    The deserializer's default strategy first asks the registry for Confluent Cloud
+    "associations" of the topic: an extra request a plain registry answers 404, and one that
+    hung a test run forever on a stale keep-alive connection.
+    """
+    return AvroDeserializer(registry, conf={"subject.name.strategy": topic_subject_name_strategy})
+
+
 def subject(topic: str) -> str:
     # Confluent's default TopicNameStrategy, which consumers and tools expect.
     return f"{topic}-value"
 
 
 def registry_client(settings: str | dict[str, Any]) -> SchemaRegistryClient:
-    """A client from a URL or from `RegistryConfig.client_settings()`."""
-    return SchemaRegistryClient({"url": settings} if isinstance(settings, str) else settings)
+    """A client from a URL (with a 30 s timeout: the client's own is none, i.e. wait forever)
+    or from `RegistryConfig.client_settings()`."""
+    conf = {"url": settings, "timeout": 30} if isinstance(settings, str) else settings
+    return SchemaRegistryClient(conf)
 
 
 class Codec:

@@ -14,10 +14,9 @@ from typing import Any
 
 import uvicorn
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from connector.codec import avro_deserializer, registry_client
 from connector.config import Config
 from connector.devstack import Endpoints
 from connector.server import uvicorn_config
@@ -63,7 +62,7 @@ class Record:
 
 def read_topic(endpoints: Endpoints, topic: str, timeout: float = 30.0) -> list[Record]:
     """Every record of `topic` up to its current end, decoded through the registry."""
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": endpoints.registry_url}))
+    deserialize = avro_deserializer(registry_client(endpoints.registry_url))
     ctx = SerializationContext(topic, MessageField.VALUE)
     consumer = Consumer(
         {
