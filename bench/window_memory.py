@@ -12,7 +12,6 @@ callbacks); `connector.server.tune_memory` fixes the threshold (results/2026-11-
 from __future__ import annotations
 
 import argparse
-import gc
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,12 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     templates = payloads.mix("json")
     order = payloads.sequence(templates)
     tokens = payloads.tokens("w")
-    if a.glibc_default:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
-    else:
-        server.tune_memory()
+    server.tune_gc()
+    if not a.glibc_default:
+        server.fix_mmap_threshold()
     samples: list[tuple[int, float]] = []
     started = time.perf_counter()
     for i in range(a.callbacks + 1):

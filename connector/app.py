@@ -340,7 +340,7 @@ async def _dead_letter(
             codec.encode(topic, letter),
             [("provider", route.name.encode()), ("error_code", refusal.code.encode())],
         )
-        await asyncio.wait_for(publisher.publish([message]), route.settings.deadline_seconds)
+        await asyncio.wait_for(publisher.send([message]), route.settings.deadline_seconds)
     except (PublishError, TimeoutError, OSError) as exc:
         # OSError: the media store could not take a large body. Either way it is not safe yet.
         metrics.KAFKA_ERRORS.inc()

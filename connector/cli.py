@@ -237,7 +237,7 @@ async def _replay(
                     ids = [o.event.event_id for o in outgoing]
                     fresh = {i: o for i, o in zip(ids, outgoing, strict=True) if i not in published}
                     if fresh:
-                        await publisher.publish([o.message(codec) for o in fresh.values()])
+                        await publisher.send([o.message(codec) for o in fresh.values()])
                         published.update(fresh)
                     outcome = "published" if fresh else "already_published"
                     line["event_ids"] = ids

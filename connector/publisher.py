@@ -105,10 +105,6 @@ class Publisher:
                 raise PublishError(f"producer refused the record: {exc}") from exc
         return batch.future
 
-    async def publish(self, messages: Sequence[OutMessage]) -> None:
-        """Produce every message and wait for all delivery reports; raise if any failed."""
-        await self.send(messages)
-
     def _reported(
         self,
         loop: asyncio.AbstractEventLoop,

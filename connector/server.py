@@ -34,7 +34,13 @@ def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
 
 
 def tune_memory() -> None:
-    """Collect garbage rarely, never look at start-up objects again, and keep RSS flat.
+    """What `serve` applies before serving: `tune_gc` and `fix_mmap_threshold`."""
+    tune_gc()
+    fix_mmap_threshold()
+
+
+def tune_gc() -> None:
+    """Collect garbage rarely, and never look at start-up objects again.
 
     With CPython's default thresholds the collector ran ~30 times a second under load, and
     its full passes paused the event loop for up to 95 ms: 4 % of the CPU and most of the p99
@@ -45,14 +51,13 @@ def tune_memory() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    _fix_mmap_threshold()
 
 
 # glibc's M_MMAP_THRESHOLD (malloc.h).
 _M_MMAP_THRESHOLD = -3
 
 
-def _fix_mmap_threshold(size: int = 1 << 20) -> None:
+def fix_mmap_threshold(size: int = 1 << 20) -> None:
     """Blocks over 1 MiB from mmap, always (glibc otherwise raises the threshold after each free).
 
     The dedupe window's tables are megabytes and are reallocated as ids come and go; with the
