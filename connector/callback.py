@@ -27,8 +27,20 @@ class Callback:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Budgets every parser checks as it goes, so a hostile body is refused before it costs.
+
+    The defaults sit far above real traffic: a real callback holds one event (Bandwidth batches
+    a few), a handful of media and recipients, and tens of JSON containers or XML elements.
+    """
+
     max_parts: int = 50
     max_part_bytes: int = 5 * 1024 * 1024
+    # JSON containers ({ and [) or XML elements in one body: 10 MB of `[{},{},...]` parsed
+    # whole took 6 s and +460 MiB before any other check could run.
+    max_elements: int = 10_000
+    max_events: int = 100
+    max_media: int = 50  # per event
+    max_recipients: int = 100  # to + cc + bcc, per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +52,30 @@ class TranslateContext:
     media_store: MediaStore | None = None
 
 
+# Refusal details often echo what was sent; they go into replies, log lines and dead letters.
+MAX_DETAIL_CHARS = 300
+
+
 class Refusal(Exception):
-    """A callback that cannot be translated. `code` is stable for clients; `detail` says why."""
+    """A callback that cannot be translated. `code` is stable for clients; `detail` says why.
+
+    The detail is cut to MAX_DETAIL_CHARS: a 5 MB echoed value made the dead letter too large
+    for Kafka, so the callback was answered 503 on every retry.
+    """
 
     def __init__(self, code: str, detail: str, status: int = 400) -> None:
+        detail = shorten(detail)
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
         self.status = status
+
+
+def shorten(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """`text` cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 @dataclass(frozen=True, slots=True)
