@@ -6,6 +6,13 @@ call these without their own try/except around each field.
 
 from __future__ import annotations
 
+import codecs
+import encodings
+import encodings.aliases
+import json
+import pkgutil
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -14,18 +21,41 @@ from urllib.parse import unquote
 import orjson
 import phonenumbers
 
-from connector.callback import Refusal
+from connector.callback import Limits, Refusal
 from connector.record import Media, attribute_value
+from connector.record import event_id as derive_event_id
 
 MAX_JSON_DEPTH = 32
 # Short codes are 3-8 digits in the markets these providers serve; never re-format them.
 MAX_SHORT_CODE_DIGITS = 8
+# No phone number is longer (E.164: 15 digits; with spaces, dashes and a prefix, well under).
+MAX_NUMBER_CHARS = 64
+# The longest file name filesystems and object stores agree on, in UTF-8 bytes.
+MAX_FILENAME_BYTES = 255
+_DEFAULT_LIMITS = Limits()
+
+# orjson reads integers past 64 bits as floats (their digits lost); the standard library reads
+# them exactly. 19 digits may already be past -2**63.
+_LONG_INTEGER = re.compile(rb"\d{19}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def parse_json(
+    body: bytes,
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_elements: int = _DEFAULT_LIMITS.max_elements,
+) -> Any:
+    """JSON within a budget: at most `max_elements` values (containers and list items or object
+    members), nested at most `max_depth` deep; refused before parsing when over budget."""
+    _check_json_budget(body, max_elements)
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        if _LONG_INTEGER.search(body):
+            data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        else:
+            data = orjson.loads(body)
+    except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise Refusal("invalid_json", f"body is not valid JSON: {exc}") from None
     # Nesting cannot be deeper than the number of opening brackets: counting them (in C) spares
     # the walk for nearly every real callback.
@@ -33,6 +63,26 @@ def parse_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if brackets > max_depth and _depth(data) > max_depth:
         raise Refusal("json_too_deep", f"JSON nesting deeper than {max_depth} levels")
     return data
+
+
+def _check_json_budget(body: bytes, max_elements: int) -> None:
+    # Every value but the first of a container follows a comma, so brackets plus commas bound
+    # the values parsing would build. Counted in C (~1 ms per MB); only a body over the budget
+    # pays for stripping its strings, whose commas and brackets are text.
+    if _element_count(body) <= max_elements:
+        return
+    if _element_count(_JSON_STRING.sub(b"", body)) > max_elements:
+        raise Refusal(
+            "too_many_elements", f"JSON body over the {max_elements}-value budget", status=413
+        )
+
+
+def _element_count(body: bytes) -> int:
+    return body.count(b"{") + body.count(b"[") + body.count(b",")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _depth(value: Any) -> int:
@@ -71,9 +121,6 @@ def optional_time(value: Any, field: str) -> datetime | None:
     return None if value in (None, "") else parse_time(value, field)
 
 
-# Parsing a number costs tens of microseconds and the same few numbers (ours, above all) recur
-# in most callbacks.
-@lru_cache(maxsize=65536)
 def normalize_number(raw: str, default_country: str | None) -> str:
     """E.164 where the form is unambiguous; otherwise the number as sent (trimmed).
 
@@ -81,6 +128,16 @@ def normalize_number(raw: str, default_country: str | None) -> str:
     as national numbers of `default_country` when one is configured, else as international
     digits without the '+' (how Sinch and OpenMarket send them) if that makes a valid number.
     """
+    if len(raw) > MAX_NUMBER_CHARS:
+        # Not a phone number, and kept out of the cache: 5 MB "numbers" grew it by 210 MB.
+        return raw.strip()
+    return _normalize_number(raw, default_country)
+
+
+# Parsing a number costs tens of microseconds and the same few numbers (ours, above all) recur
+# in most callbacks. Bounded: 65,536 entries of at most MAX_NUMBER_CHARS.
+@lru_cache(maxsize=65536)
+def _normalize_number(raw: str, default_country: str | None) -> str:
     number = raw.strip()
     digits = "".join(ch for ch in number if ch.isdigit())
     if not digits or len(digits) <= MAX_SHORT_CODE_DIGITS:
@@ -129,35 +186,164 @@ class Parties(NamedTuple):
     from_: str | None
     to: list[str]
     raw: dict[str, str]  # `raw.*` attributes: the numbers as sent, where E.164 changed them
+    cc: list[str]
+    bcc: list[str]
 
 
 def normalize_parties(
-    raw_owner: str, raw_from: str | None, raw_to: list[str], country: str | None
+    raw_owner: str | None,
+    raw_from: str | None,
+    raw_to: list[str],
+    country: str | None,
+    raw_cc: Sequence[str] = (),
+    raw_bcc: Sequence[str] = (),
+    *,
+    max_recipients: int = _DEFAULT_LIMITS.max_recipients,
 ) -> Parties:
-    """Owner, from and to in E.164 where unambiguous, keeping the numbers as sent aside."""
+    """Owner, from and recipients in E.164 where unambiguous, keeping the numbers as sent aside.
+
+    The owner becomes the Kafka key, so a blank one is refused, as are more recipients than
+    `max_recipients` (100,000 of them made a record Kafka refused on every retry).
+    """
+    if raw_owner is None or not raw_owner.strip():
+        raise Refusal("missing_field", "our number (the owner) is missing or blank")
+    recipients_sent = len(raw_to) + len(raw_cc) + len(raw_bcc)
+    if recipients_sent > max_recipients:
+        raise Refusal(
+            "too_many_recipients",
+            f"{recipients_sent} recipients, over the {max_recipients} budget",
+            status=413,
+        )
     owner = normalize_number(raw_owner, country)
     sender = None if raw_from is None else normalize_number(raw_from, country)
-    recipients = [normalize_number(n, country) for n in raw_to]
     raw: dict[str, str] = {}
     if raw_owner != owner:
         raw["raw.owner"] = raw_owner
     if raw_from is not None and raw_from != sender:
         raw["raw.from"] = raw_from
-    if raw_to != recipients:
-        raw["raw.to"] = attribute_value(raw_to)
-    return Parties(owner, sender, recipients, raw)
+    lists = []
+    for key, numbers in (("to", raw_to), ("cc", raw_cc), ("bcc", raw_bcc)):
+        mapped = [normalize_number(n, country) for n in numbers]
+        if list(numbers) != mapped:
+            raw[f"raw.{key}"] = attribute_value(list(numbers))
+        lists.append(mapped)
+    to, cc, bcc = lists
+    return Parties(owner, sender, to, raw, cc, bcc)
 
 
-def media_from_url(uri: str) -> Media:
-    """A media URL as Media, named after its last path segment (query and fragment aside).
+def event_id(provider: str, *identity: object) -> str:
+    """The event's id from the provider's identity of it, refusing control characters in it.
+
+    Identity parts are joined with control characters, so a part holding one could give another
+    event's id (answered 200 and never produced); refusing them keeps the join unambiguous and
+    every id already published unchanged.
+    """
+    for part in identity:
+        if isinstance(part, str) and _CONTROL.search(part):
+            raise Refusal("invalid_id", f"control character in an id: {part!r}")
+    return derive_event_id(provider, *identity)
+
+
+MEDIA_URI_SCHEMES = ("http", "https")
+
+
+def media_from_urls(
+    urls: Sequence[str], attributes: dict[str, str], max_media: int, field: str
+) -> list[Media]:
+    """Provider-hosted media URLs as Media, at most `max_media` of them.
+
+    Only http(s) URLs become media: a `file:`, `data:` or `javascript:` URI (or one that looks
+    like our media store's) is no provider's media host. Such a URI is kept in attributes with
+    a code, so nothing is lost. File names are made safe; the name as sent stays in attributes.
+    """
+    if len(urls) > max_media:
+        raise Refusal(
+            "too_many_media", f"{field}: {len(urls)} media, over the {max_media} budget", 413
+        )
+    media = []
+    for i, uri in enumerate(urls):
+        scheme, sep, _ = uri.partition(":")
+        if not sep or scheme.lower() not in MEDIA_URI_SCHEMES or _CONTROL.search(uri):
+            attributes[f"media.{i}.refused"] = attribute_value(
+                {"code": "unsupported_media_uri", "uri": uri}
+            )
+            continue
+        raw_name = _url_filename(uri)
+        name = safe_filename(raw_name)
+        if raw_name and name != raw_name:
+            attributes[f"media.{i}.filename"] = raw_name
+        media.append(Media(uri=uri, filename=name))
+    return media
+
+
+def _url_filename(uri: str) -> str | None:
+    """The last path segment of a URL, percent-decoded (query and fragment aside).
 
     A URL without a path, or ending in "/", names no file.
     """
     path = uri.split("?", 1)[0].split("#", 1)[0]
     if "://" in path:
         path = path.split("://", 1)[1]
-    name = unquote(path.rsplit("/", 1)[-1]) if "/" in path else ""
-    return Media(uri=uri, filename=name or None)
+    return (unquote(path.rsplit("/", 1)[-1]) if "/" in path else "") or None
+
+
+def safe_filename(raw: str | None) -> str | None:
+    """A name that is safe to save a file under: the last segment of either slash, without
+    control characters (NUL, CR, LF...), never "." or "..", at most 255 UTF-8 bytes.
+
+    Names come from senders: "../../../etc/passwd" or "/etc/cron.d/x" must not reach a consumer
+    that saves media under their name.
+    """
+    if not raw:
+        return None
+    name = _CONTROL.sub("", raw.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    if name in ("", ".", ".."):
+        return None
+    encoded = name.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_FILENAME_BYTES:
+        name = encoded[:MAX_FILENAME_BYTES].decode("utf-8", "ignore")
+    return name
+
+
+# Codecs that are no text encoding of a message: utf-7 and the escape codecs decode to lone
+# surrogates (which no Avro string holds), the rest are not charsets at all.
+_NOT_CHARSETS = {
+    "utf_7", "unicode_escape", "raw_unicode_escape", "punycode", "idna", "undefined", "charmap",
+    "mbcs", "oem", "base64_codec", "bz2_codec", "hex_codec", "quopri_codec", "rot_13",
+    "uu_codec", "zlib_codec",
+}  # fmt: skip
+# Charset labels (normalised) to codec names, fixed at import: only these are ever looked up,
+# so attacker-chosen names never reach the codec registry, which caches every name it is
+# asked for, misses included (+224 MB from distinct names).
+_CHARSETS = {
+    label: codec for label, codec in encodings.aliases.aliases.items() if codec not in _NOT_CHARSETS
+} | {
+    module.name: module.name
+    for module in pkgutil.iter_modules(encodings.__path__)
+    if module.name not in _NOT_CHARSETS and module.name != "aliases"
+}
+
+
+def text_codec(charset: str | None) -> str | None:
+    """The codec of a charset label if it names a real text encoding, else None."""
+    if not charset or len(charset) > 40:
+        return None
+    return _CHARSETS.get(encodings.normalize_encoding(charset.strip().lower()))
+
+
+def decode_text(content: bytes, charset: str | None) -> str:
+    """Text in its charset (UTF-8 when absent, unknown or not a text encoding), bad bytes
+    replaced; never a lone surrogate."""
+    text = content.decode(text_codec(charset) or "utf-8", "replace")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A surrogate pair's half can still come out of some decoders; no Avro string holds one.
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+codecs.lookup("utf-8")  # the fallback, looked up once here rather than on a request
 
 
 # The Avro `segment_count` is an int: anything larger would fail to encode.

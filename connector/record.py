@@ -19,6 +19,8 @@ def event_id(provider: str, *identity: object) -> str:
     """Deterministic event id from the provider's own identity of the event.
 
     Retries of one callback carry the same identity, so they get the same id on any replica.
+    Parts must hold no control character (parsing.event_id refuses them), so the join is
+    unambiguous.
     """
     parts = "\x1f".join("" if p is None else str(p) for p in identity)
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{provider}\x1e{parts}"))

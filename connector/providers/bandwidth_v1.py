@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from connector.callback import Callback, Provider, Refusal, TranslateContext
 from connector.parsing import (
+    event_id,
     expect_str,
     expect_str_list,
-    media_from_url,
+    media_from_urls,
     normalize_parties,
     optional_time,
     parse_json,
     segment_count,
 )
-from connector.record import Direction, EventType, MmsEvent, event_id, flatten_attributes
+from connector.record import Direction, EventType, MmsEvent, flatten_attributes
 
 NAME = "bandwidth-v1"
 
@@ -43,7 +44,7 @@ ERROR_FIELDS = {"deliveryCode", "deliveryDescription"}
 
 
 def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
-    data = parse_json(callback.body)
+    data = parse_json(callback.body, max_elements=ctx.limits.max_elements)
     if not isinstance(data, dict):
         raise Refusal("invalid_event", "expected one JSON object per event")
 
@@ -66,7 +67,9 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
     if raw_owner is None:
         owner_field = "from" if direction == "outbound" else "to"
         raise Refusal("missing_field", f"{owner_field} is required on {raw_direction!r} events")
-    parties = normalize_parties(raw_owner, raw_from, raw_to, ctx.default_country)
+    parties = normalize_parties(
+        raw_owner, raw_from, raw_to, ctx.default_country, max_recipients=ctx.limits.max_recipients
+    )
 
     time = data.get("time")
     code = expect_str(data.get("deliveryCode"), "deliveryCode")
@@ -77,6 +80,8 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
     attributes |= parties.raw
 
     segments = segment_count(data.get("segmentCount"), attributes, "segmentCount")
+    urls = expect_str_list(data.get("media"), "media")
+    media = media_from_urls(urls, attributes, ctx.limits.max_media, "media")
     return [
         MmsEvent(
             event_id=event_id(NAME, message_id, state, delivery_state, time),
@@ -88,7 +93,7 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
             from_=parties.from_,
             to=parties.to,
             text=expect_str(data.get("text"), "text"),
-            media=[media_from_url(uri) for uri in expect_str_list(data.get("media"), "media")],
+            media=media,
             provider_message_id=message_id,
             application_id=expect_str(data.get("applicationId"), "applicationId"),
             tag=expect_str(data.get("tag"), "tag"),

@@ -19,7 +19,7 @@ from connector.callback import Callback, Provider, Refusal, TranslateContext
 from connector.parsing import (
     MAX_JSON_DEPTH,
     expect_str,
-    media_from_url,
+    media_from_urls,
     normalize_parties,
     optional_time,
     parse_json,
@@ -56,6 +56,7 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
     )
     urls, content_attributes = _files(data.get("content"))
     attributes = flatten_attributes(data, CONSUMED) | content_attributes | parties.raw
+    media = media_from_urls(urls, attributes, ctx.limits.max_media, "content")
     return [
         MmsEvent(
             event_id=event_id(NAME, tracking_id),
@@ -67,7 +68,7 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
             from_=parties.from_,
             to=parties.to,
             subject=expect_str(data.get("message-subject"), "message-subject"),
-            media=[media_from_url(url) for url in urls],
+            media=media,
             provider_message_id=tracking_id,
             occurred_at=optional_time(data.get("timestamp"), "timestamp"),
             attributes=attributes,
