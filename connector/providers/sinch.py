@@ -18,13 +18,14 @@ from lxml import etree
 from connector.callback import Callback, Provider, Refusal, TranslateContext
 from connector.parsing import (
     MAX_JSON_DEPTH,
+    event_id,
     expect_str,
     media_from_urls,
     normalize_parties,
     optional_time,
     parse_json,
 )
-from connector.record import MmsEvent, event_id, flatten_attributes
+from connector.record import MmsEvent, flatten_attributes
 
 NAME = "sinch"
 

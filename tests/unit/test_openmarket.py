@@ -69,7 +69,10 @@ def mo_body(*parts: bytes, details: dict[str, object] | None = None) -> bytes:
         "destinations": ["88600"],
         "date": "2024-06-01T10:00:00Z",
     }
-    json_part = b"Content-Type: application/json\r\nContent-Id: main\r\n\r\n" + orjson.dumps(data)
+    # The standard library writes integers past 64 bits, which orjson refuses.
+    json_part = (
+        b"Content-Type: application/json\r\nContent-Id: main\r\n\r\n" + json.dumps(data).encode()
+    )
     return b"".join(b"--b\r\n" + p + b"\r\n" for p in (json_part, *parts)) + b"--b--\r\n"
 
 
@@ -430,6 +433,9 @@ def test_media_order_and_types_follow_the_body(ctx: TranslateContext) -> None:
     ("mo_id", "expected"),
     [
         (18446744073709551615, "18446744073709551615"),  # largest id orjson keeps an int
+        # Past 64 bits orjson gives a float; such bodies are read exactly instead.
+        (123456789012345678901234567890, "123456789012345678901234567890"),
+        (-9223372036854775809, "-9223372036854775809"),
         (123456789012345678, "123456789012345678"),
         ("00123", "00123"),
     ],
@@ -696,12 +702,6 @@ REFUSED = [
     ),
     pytest.param(mo_body(details=_mo(moId=None)), MIXED, "missing_field", id="no moId"),
     pytest.param(mo_body(details=_mo(moId=1.5)), MIXED, "invalid_field", id="float moId"),
-    pytest.param(
-        mo_body(details=MO).replace(b'"moId":1,', b'"moId":123456789012345678901234567890,'),
-        MIXED,
-        "invalid_field",
-        id="moId beyond 64 bits is refused, not rounded",
-    ),
     pytest.param(mo_body(details=_mo(source=None)), MIXED, "missing_field", id="no source"),
     pytest.param(
         mo_body(details=_mo(destinations=None)), MIXED, "missing_field", id="no destinations"

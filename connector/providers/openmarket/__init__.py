@@ -18,21 +18,22 @@ from connector.callback import (
     TranslateContext,
 )
 from connector.parsing import (
+    event_id,
     expect_str,
     expect_str_list,
-    normalize_number,
+    normalize_parties,
     optional_time,
     parse_json,
+    safe_filename,
 )
-from connector.providers.openmarket.mime import Part, options, read_parts, text_of
-from connector.record import (
-    EventType,
-    Media,
-    MmsEvent,
-    attribute_value,
-    event_id,
-    flatten_attributes,
+from connector.providers.openmarket.mime import (
+    Part,
+    extended_filename,
+    options,
+    read_parts,
+    text_of,
 )
+from connector.record import EventType, Media, MmsEvent, flatten_attributes
 
 NAME = "openmarket"
 
@@ -70,7 +71,7 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
         return [_mo(callback, params.get("boundary", ""), ctx)]
     # Reports come as application/json; anything not multipart is read as JSON and refused as
     # invalid_json if it is not.
-    data = _object(parse_json(callback.body))
+    data = _object(parse_json(callback.body, max_elements=ctx.limits.max_elements))
     kind = _kind(data)
     if kind == "REPORT":
         return [_report(data, callback)]
@@ -95,7 +96,7 @@ def _mo(callback: Callback, boundary: str, ctx: TranslateContext) -> MmsEvent:
     details, *contents = read_parts(callback.body, boundary.encode("latin-1"), ctx.limits)
     if details.media_type not in JSON_MEDIA_TYPES and _content_id(details) != "main":
         raise Refusal("missing_json_part", "the first part must be the JSON details")
-    data = _object(parse_json(details.content))
+    data = _object(parse_json(details.content, max_elements=ctx.limits.max_elements))
     kind = _kind(data)
     if kind != "MO":
         raise Refusal("unknown_type", f"a multipart callback must be an MO, not {kind!r}")
@@ -111,26 +112,27 @@ def _mo(callback: Callback, boundary: str, ctx: TranslateContext) -> MmsEvent:
     subject = expect_str(data.get("subject"), "subject")
     occurred_at = optional_time(data.get("date"), "date")
 
-    country = ctx.default_country
-    sender = normalize_number(raw_from, country)
-    recipients = [normalize_number(n, country) for n in raw_to]
-    cc = [normalize_number(n, country) for n in raw_cc]
-    bcc = [normalize_number(n, country) for n in raw_bcc]
-    attributes = flatten_attributes(data, MO_CONSUMED)
-    # Keep the digits as sent wherever E.164 changed them.
-    if raw_from != sender:
-        attributes["raw.from"] = raw_from
-    if raw_to[0] != recipients[0]:
-        attributes["raw.owner"] = raw_to[0]
-    for key, raw, mapped in (("to", raw_to, recipients), ("cc", raw_cc, cc), ("bcc", raw_bcc, bcc)):
-        if raw != mapped:
-            attributes[f"raw.{key}"] = attribute_value(raw)
+    parties = normalize_parties(
+        raw_to[0],
+        raw_from,
+        raw_to,
+        ctx.default_country,
+        raw_cc,
+        raw_bcc,
+        max_recipients=ctx.limits.max_recipients,
+    )
+    attributes = flatten_attributes(data, MO_CONSUMED) | parties.raw
     _add_request_id(attributes, callback)
 
     # text/plain parts are the message text; they are not stored again as media.
     texts = [text_of(p.content, p.params.get("charset")) for p in contents if _is_text(p)]
+    inline = [p for p in contents if not _is_text(p)]
+    if len(inline) > ctx.limits.max_media:
+        raise Refusal(
+            "too_many_media", f"{len(inline)} media, over the {ctx.limits.max_media} budget", 413
+        )
     # Stored last, so a refused callback leaves no files behind.
-    media = [_store(p, ctx) for p in contents if not _is_text(p)]
+    media = [_store(p, i, attributes, ctx) for i, p in enumerate(inline)]
     return MmsEvent(
         # moId is OpenMarket's id of this MO: a retry carries the same one.
         event_id=event_id(NAME, "MO", mo_id),
@@ -138,12 +140,12 @@ def _mo(callback: Callback, boundary: str, ctx: TranslateContext) -> MmsEvent:
         event_type="received",
         direction="inbound",
         # OpenMarket sends one destination: our short code or number.
-        owner=recipients[0],
+        owner=parties.owner,
         received_at=callback.received_at,
-        from_=sender,
-        to=recipients,
-        cc=cc,
-        bcc=bcc,
+        from_=parties.from_,
+        to=parties.to,
+        cc=parties.cc,
+        bcc=parties.bcc,
         text="\n".join(texts) if texts else None,
         subject=subject,
         media=media,
@@ -198,11 +200,16 @@ def _content_id(part: Part) -> str:
 
 
 def _filename(part: Part) -> str | None:
-    """Content-Disposition's filename when there is one (it is meant as the name), else the
-    Content-Id (OpenMarket puts the file name there), else Content-Location's last segment."""
-    disposition = options(part.headers.get("content-disposition", ""))[1].get("filename")
+    """Content-Disposition's filename when there is one (it is meant as the name; RFC 2231's
+    filename* first), else the Content-Id (OpenMarket puts the file name there), else
+    Content-Location's last segment. As sent: `safe_filename` makes it safe."""
+    disposition = part.headers.get("content-disposition", "")
+    extended = extended_filename(disposition)
+    if extended:
+        return extended
+    plain = options(disposition)[1].get("filename")
     location = part.headers.get("content-location", "").strip().rsplit("/", 1)[-1]
-    name = disposition or _content_id(part) or location
+    name = plain or _content_id(part) or location
     return _utf8(name) if name else None
 
 
@@ -214,11 +221,15 @@ def _utf8(value: str) -> str:
         return value
 
 
-def _store(part: Part, ctx: TranslateContext) -> Media:
+def _store(part: Part, index: int, attributes: dict[str, str], ctx: TranslateContext) -> Media:
     if ctx.media_store is None:
         raise Refusal("no_media_store", "no media store configured for inline parts", status=500)
+    raw_name = _filename(part)
+    name = safe_filename(raw_name)
+    if raw_name and name != raw_name:
+        attributes[f"media.{index}.filename"] = raw_name
     try:
-        return ctx.media_store.store(part.content, part.media_type, _filename(part))
+        return ctx.media_store.store(part.content, part.media_type, name)
     except OSError as exc:
         # Ours, not the provider's: a 503 makes OpenMarket retry once the disk is back.
         raise Refusal("media_store_failed", f"storing a part failed: {exc}", status=503) from None

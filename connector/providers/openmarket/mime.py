@@ -16,15 +16,26 @@ from __future__ import annotations
 import binascii
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import pybase64
 from python_multipart.multipart import parse_options_header
 
 from connector.callback import Limits, Refusal
+from connector.parsing import decode_text, text_codec
 
 # Lines looked at for a part's headers; a longer run without a blank line is read as the
 # documented form without one (so Content-* lines are headers and the rest is body).
 MAX_HEADER_LINES = 32
+# A longer line is body, never a header: a 9 MB Content-Id became a record Kafka refused.
+MAX_HEADER_LINE_BYTES = 8192
+# Lines that start like a delimiter but are none (they cannot occur in base64, nor in text but
+# by design): past this many the body is refused rather than scanned on (a 1-character
+# boundary over 10 MB of dashes took 5 s to refuse).
+MAX_FALSE_DELIMITERS = 1000
+# RFC 2046: 1-70 characters of these, the last one not a space.
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_EXTENDED_PARAMETER = re.compile(r"""filename\*[ \t]*=[ \t]*([^;\s]+)""", re.IGNORECASE)
 
 # Greedy value, stripped afterwards: a lazy value before optional spaces backtracks
 # quadratically on long runs of spaces.
@@ -63,16 +74,25 @@ def options(value: str) -> tuple[str, dict[str, str]]:
 def read_parts(body: bytes, boundary: bytes, limits: Limits) -> list[Part]:
     """The parts between the delimiters of `boundary`; refuses past the configured limits before
     reading further."""
+    if not _BOUNDARY.fullmatch(boundary):
+        raise Refusal("invalid_boundary", "the boundary is not 1-70 RFC 2046 characters")
     # A delimiter line: the boundary, "--" if it closes, padding, then the line end. Found with
-    # bytes.find (memchr speed over hundreds of KB of base64), then checked with the pattern.
+    # bytes.find (memchr speed over hundreds of KB of base64), at line starts only, then checked
+    # with the pattern.
     marker = b"--" + boundary
     parts: list[Part] = []
     start: int | None = None  # where the content of the open part begins
-    at = body.find(marker)
+    false_delimiters = 0
+    at = 0 if body.startswith(marker) else _line_start(body, marker, 0)
     while at != -1:
         match = _DELIMITER_END.match(body, at + len(marker))
-        if match is None or (at and body[at - 1] != 0x0A):  # only a whole line delimits
-            at = body.find(marker, at + 1)
+        if match is None:
+            false_delimiters += 1
+            if false_delimiters > MAX_FALSE_DELIMITERS:
+                raise Refusal(
+                    "invalid_multipart", "too many lines look like delimiters and are not"
+                )
+            at = _line_start(body, marker, at + 1)
             continue
         if start is not None:
             parts.append(_part(body[start : _content_end(body, start, at)], limits))
@@ -82,7 +102,7 @@ def read_parts(body: bytes, boundary: bytes, limits: Limits) -> list[Part]:
         if len(parts) == limits.max_parts:
             raise Refusal("too_many_parts", f"more than {limits.max_parts} body parts", status=413)
         start = match.end()
-        at = body.find(marker, start)
+        at = _line_start(body, marker, start - 1)
     if start is not None:
         # No closing delimiter: the last part ends with the body (and its last line break).
         end = len(body) - (2 if body.endswith(b"\r\n") else 1 if body.endswith(b"\n") else 0)
@@ -90,6 +110,12 @@ def read_parts(body: bytes, boundary: bytes, limits: Limits) -> list[Part]:
     if not parts:
         raise Refusal("no_parts", "no body part delimited by the Content-Type boundary")
     return parts
+
+
+def _line_start(body: bytes, marker: bytes, start: int) -> int:
+    """Where the next line that starts with `marker` starts, or -1."""
+    at = body.find(b"\n" + marker, start)
+    return at if at == -1 else at + 1
 
 
 def _content_end(body: bytes, start: int, delimiter_at: int) -> int:
@@ -119,6 +145,8 @@ def _headers(raw: bytes) -> tuple[dict[str, str], bytes]:
             break
         eol = raw.find(b"\n", pos)
         after = len(raw) if eol == -1 else eol + 1
+        if after - pos > MAX_HEADER_LINE_BYTES:
+            break
         line = raw[pos:after].rstrip(b"\r\n")
         if not line.strip(b" \t"):
             # The standard form: every line before the blank line is a header.
@@ -204,15 +232,27 @@ def _maybe_base64(payload: bytes, media_type: str, charset: str | None) -> bytes
 
 def _clean_text(content: bytes, charset: str | None) -> bool:
     try:
-        text = content.decode(charset or "utf-8")
-    except (LookupError, ValueError):
+        text = content.decode(text_codec(charset) or "utf-8")
+    except ValueError:
         return False
     return _CONTROL_CHARS.search(text) is None
 
 
 def text_of(content: bytes, charset: str | None) -> str:
-    """A text part's text in its charset (UTF-8 when absent or unknown), bad bytes replaced."""
-    try:
-        return content.decode(charset or "utf-8", "replace")
-    except (LookupError, ValueError):
-        return content.decode("utf-8", "replace")
+    """A text part's text in its charset (UTF-8 when absent or no text encoding), bad bytes
+    replaced: utf-7 and the escape codecs gave lone surrogates no record can hold."""
+    return decode_text(content, charset)
+
+
+def extended_filename(disposition: str) -> str | None:
+    """RFC 2231's `filename*=charset'language'percent-encoded` (what mail and HTTP clients send
+    for names beyond ASCII), decoded; None when absent. python-multipart drops the parameter.
+    """
+    match = _EXTENDED_PARAMETER.search(disposition)
+    if match is None:
+        return None
+    charset, sep, rest = match.group(1).strip('"').partition("'")
+    _language, sep2, encoded = rest.partition("'")
+    if not (sep and sep2):
+        return None
+    return unquote(encoded, encoding=text_codec(charset) or "utf-8", errors="replace") or None
