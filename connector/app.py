@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -82,13 +83,15 @@ class Runtime:
 class Endpoint:
     route: pipeline.Route
     auth: auth.Authenticator
-    secret_headers: frozenset[str]
 
 
 def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
     env = os.environ if env is None else env
     runtime = Runtime(config, env, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
     endpoints = [_endpoint(route, env) for route in pipeline.routes(config)]
+
+    for warning in config.warnings():
+        log.warning("config: %s", warning)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -145,13 +148,8 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
 
 
 def _endpoint(route: pipeline.Route, env: Mapping[str, str]) -> Endpoint:
-    settings = route.settings.auth
-    token_header = settings.token.header if settings.token else None
-    return Endpoint(
-        route=route,
-        auth=auth.Authenticator(settings, env, f"providers.{route.name}.auth"),
-        secret_headers=frozenset({token_header.lower()} if token_header else ()),
-    )
+    authenticator = auth.Authenticator(route.settings.auth, env, f"providers.{route.name}.auth")
+    return Endpoint(route=route, auth=authenticator)
 
 
 def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
@@ -218,16 +216,18 @@ class CallbackEndpoint:
         await _send(send, reply)
 
 
+# Bodies larger than this are translated on a worker thread, so the event loop keeps serving
+# health checks and other callbacks while a large multipart body is decoded, hashed and stored.
+OFFLOAD_BYTES = 256 * 1024
+# A request id is logged, never trusted: at most this much of it.
+MAX_REQUEST_ID_CHARS = 128
+
+
 async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: Runtime) -> Reply:
     route = endpoint.route
     started = time.perf_counter()
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        # Repeated headers combine into one comma-separated value (RFC 9110), so no
-        # X-Forwarded-For hop is lost.
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    outcome = _Outcome(route.name, headers.get("x-request-id", ""), started)
+    headers = _headers(scope["headers"])
+    outcome = _Outcome(route.name, headers.get("x-request-id", "")[:MAX_REQUEST_ID_CHARS], started)
     client = scope.get("client")
     try:
         endpoint.auth.check(
@@ -239,19 +239,26 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
         extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if refusal.status == 401 else {}
         return _refusal_json(refusal, extra)
 
+    received_at = datetime.now(UTC)
+    content_type = headers.get("content-type", "")
     try:
         async with asyncio.timeout(route.settings.read_timeout_seconds):
             body = await _read_body(receive, headers, route.settings.max_body_bytes)
     except Refusal as refusal:
-        outcome.log("refused", logging.WARNING, error=refusal.code, detail=refusal.detail)
-        return route.provider.refused(refusal)
+        # Too large to keep, but kept track of: the letter holds the headers, and the provider
+        # gets its dead-letter answer (OpenMarket retried a 413 for ever).
+        empty = Callback(b"", headers, received_at, content_type)
+        return await _dead_letter(endpoint, empty, refusal, runtime, outcome)
     except (TimeoutError, _Disconnected):
         outcome.log("refused", logging.WARNING, error="body_timeout")
         return _refusal_json(Refusal("body_timeout", "request body not received", 408))
 
-    callback = Callback(body, headers, datetime.now(UTC), headers.get("content-type", ""))
+    callback = Callback(body, headers, received_at, content_type)
     try:
-        outgoing = pipeline.translate(route, callback)
+        if len(body) > OFFLOAD_BYTES:
+            outgoing = await asyncio.to_thread(pipeline.translate, route, callback)
+        else:
+            outgoing = pipeline.translate(route, callback)
     except Refusal as refusal:
         if refusal.status >= 500:
             # Our side failed (e.g. the media store), not the callback: let the provider retry.
@@ -261,28 +268,36 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
     return await _publish(route, outgoing, runtime, outcome)
 
 
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Header names lower-cased; repeated headers combined into one comma-separated value
+    (RFC 9110), so no X-Forwarded-For hop is lost. Joined once per name: concatenating as they
+    came was quadratic (40,000 repeats blocked the loop for 13 s)."""
+    values: dict[str, list[str]] = {}
+    for raw_name, raw_value in raw:
+        values.setdefault(raw_name.decode("latin-1").lower(), []).append(
+            raw_value.decode("latin-1")
+        )
+    return {name: v[0] if len(v) == 1 else ", ".join(v) for name, v in values.items()}
+
+
 async def _publish(
     route: pipeline.Route, outgoing: list[pipeline.Outgoing], runtime: Runtime, outcome: _Outcome
 ) -> Reply:
     codec, publisher, window = runtime.codec, runtime.publisher, runtime.window
     assert codec is not None and publisher is not None  # set by the lifespan before serving
     ids = [o.event.event_id for o in outgoing]
-    fresh, waits, claimed = [], set(), set()
+    fresh, waits, claimed = [], set(), {}
     for o in outgoing:
         event_id = o.event.event_id
         pending = window.pending(event_id)
         if pending is not None:
             waits.add(pending)  # another request is publishing this event right now
-        elif not window.seen(event_id) and event_id not in claimed:
+        elif window.seen(event_id):
+            _check_repeat(route, o, window.digest(event_id), outcome)
+        elif event_id not in claimed:
             fresh.append(o)
-            claimed.add(event_id)
-    try:
-        messages = [o.message(codec) for o in fresh]
-    except Exception:
-        # A record the schema rejects is our bug, not the provider's: never a 2xx.
-        logging.getLogger(__name__).exception("%s: record does not encode", route.name)
-        outcome.log("failed", logging.ERROR, event_ids=ids, error="encoding_failed")
-        return json_reply(500, {"error": "encoding_failed"})
+            claimed[event_id] = o.digest
+    messages = [o.message(codec) for o in fresh]
 
     try:
         if messages:
@@ -294,7 +309,7 @@ async def _publish(
                 raise
             # The publish goes on even if this request stops waiting (deadline): a late
             # delivery is still recorded in the window, so the retry is not produced again.
-            sent.add_done_callback(lambda f: window.settle(claimed, f.exception()))
+            sent.add_done_callback(lambda f: window.settle(claimed, f.exception(), claimed))
             waits.add(sent)
         if waits:
             done, _ = await asyncio.wait(waits, timeout=route.settings.deadline_seconds)
@@ -317,6 +332,24 @@ async def _publish(
     return route.provider.accepted([o.event for o in outgoing])
 
 
+def _check_repeat(
+    route: pipeline.Route, repeat: pipeline.Outgoing, first: int | None, outcome: _Outcome
+) -> None:
+    """A repeat is not produced; one whose content differs from the first copy is counted and
+    logged, since it is either a provider that reuses ids or a collision, and is not silent."""
+    if first is None or first == repeat.digest:
+        return  # the same event again, or its first copy was read back from Kafka at start-up
+    metrics.CONFLICTING_REPEATS.labels(route.name).inc()
+    log.warning(
+        "callback repeats an event id with different content; not produced",
+        extra={
+            "provider": route.name,
+            "request_id": outcome.request_id,
+            "event_ids": [repeat.event.event_id],
+        },
+    )
+
+
 async def _dead_letter(
     endpoint: Endpoint, callback: Callback, refusal: Refusal, runtime: Runtime, outcome: _Outcome
 ) -> Reply:
@@ -325,15 +358,17 @@ async def _dead_letter(
     assert codec is not None and publisher is not None
     topic = runtime.config.dead_letters.topic
     try:
-        letter = dead_letters.record(
+        keep = functools.partial(
+            dead_letters.record,
             route.name,
             route.path,
             callback,
             refusal,
-            endpoint.secret_headers,
             route.context.media_store,
             runtime.config.dead_letters.inline_max_bytes,
         )
+        # A large body goes to the media store: off the loop, like translating it.
+        letter = await asyncio.to_thread(keep) if len(callback.body) > OFFLOAD_BYTES else keep()
         message = OutMessage(
             topic,
             route.name.encode(),

@@ -60,7 +60,10 @@ class Authenticator:
                 if self._token_header
                 else request.path_token
             )
-            if not _same(self._token, sent.encode() if sent else None):
+            # Header values arrive as latin-1 text: encoding them back gives the bytes as sent,
+            # so a UTF-8 token matches. A path token was percent-decoded as UTF-8.
+            raw = _bytes(sent, "latin-1" if self._token_header else "utf-8")
+            if not _same(self._token, raw):
                 raise Refusal("unauthorized", "callback token missing or wrong", 401)
 
     def client_ip(self, request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -91,13 +94,25 @@ def _basic_credentials(request: Request) -> bytes | None:
         return None
 
 
+def _bytes(text: str | None, encoding: str) -> bytes | None:
+    try:
+        return text.encode(encoding) if text else None
+    except UnicodeEncodeError:
+        return None  # no bytes on the wire give this text, so it matches nothing
+
+
 def _same(expected: bytes, sent: bytes | None) -> bool:
     # Compare even when nothing was sent, so timing does not reveal which check failed.
     return hmac.compare_digest(expected, sent or b"") and sent is not None
 
 
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address; IPv4-mapped IPv6 (`::ffff:203.0.113.5`, what a dual-stack socket reports
+    for IPv4 peers) as the IPv4 address it is, so IPv4 allowlists and proxies match it."""
     try:
-        return ipaddress.ip_address(text) if text else None
+        ip = ipaddress.ip_address(text) if text else None
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip

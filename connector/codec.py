@@ -53,6 +53,22 @@ def current_schema(name: str = EVENT_SCHEMA) -> str:
     return versions[max(versions)].read_text()
 
 
+@cache
+def parsed_schema(name: str = EVENT_SCHEMA) -> Any:
+    return fastavro.parse_schema(json.loads(current_schema(name)))
+
+
+def avro_payload(record: dict[str, Any], schema_name: str = EVENT_SCHEMA) -> bytes:
+    """The Avro binary of a record in the newest schema, without the wire format's framing."""
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, parsed_schema(schema_name), record)
+    return out.getvalue()
+
+
+# Magic byte and schema id, before every value (Confluent wire format).
+FRAMING_BYTES = 5
+
+
 def avro_deserializer(registry: SchemaRegistryClient) -> AvroDeserializer:
     """Reads what the connector wrote: the schema id in each record, subjects by topic name.
 
@@ -79,7 +95,7 @@ class Codec:
     def __init__(self, client: SchemaRegistryClient, compatibility: str) -> None:
         self._client = client
         self._compatibility = compatibility
-        self._topics: dict[str, tuple[bytes, Any]] = {}
+        self._topics: dict[str, tuple[bytes, str]] = {}  # framing and schema name
 
     def register(self, topic: str, schema_name: str = EVENT_SCHEMA) -> int:
         """Set the subject's compatibility level explicitly, then register the schema.
@@ -91,14 +107,15 @@ class Codec:
         schema = current_schema(schema_name)
         self._client.set_compatibility(name, self._compatibility)
         schema_id = self._client.register_schema(name, Schema(schema, "AVRO"))
-        framing = struct.pack(">bI", 0, schema_id)
-        self._topics[topic] = (framing, fastavro.parse_schema(json.loads(schema)))
+        self._topics[topic] = (struct.pack(">bI", 0, schema_id), schema_name)
         return schema_id
 
+    def frame(self, topic: str, payload: bytes) -> bytes:
+        """A payload (`avro_payload`) in the wire format of a topic registered at start-up
+        (KeyError otherwise: a wiring bug)."""
+        return self._topics[topic][0] + payload
+
     def encode(self, topic: str, record: dict[str, Any]) -> bytes:
-        """Encode for a topic registered at start-up (KeyError otherwise: a wiring bug)."""
-        framing, schema = self._topics[topic]
-        out = io.BytesIO()
-        out.write(framing)
-        fastavro.schemaless_writer(out, schema, record)
-        return out.getvalue()
+        """A record in the wire format, in the schema its topic was registered with."""
+        framing, schema_name = self._topics[topic]
+        return framing + avro_payload(record, schema_name)

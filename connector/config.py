@@ -64,6 +64,9 @@ class Secret(Strict):
 
 
 Setting = str | int | float | bool
+_LIMITS = Limits()
+# librdkafka's message.max.bytes default: the producer refuses larger records outright.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 
 
 class KafkaConfig(Strict):
@@ -77,6 +80,12 @@ class KafkaConfig(Strict):
     secrets: dict[str, Secret] = Field(default_factory=dict)
     # On shutdown, how long to wait for queued records to be acknowledged.
     flush_timeout_seconds: float = Field(30.0, ge=0)
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest record the producer takes (message.max.bytes as configured)."""
+        value = self.producer.get("message.max.bytes", self.common.get("message.max.bytes"))
+        return DEFAULT_MAX_MESSAGE_BYTES if value is None else int(value)
 
     def client_settings(self, env: Mapping[str, str]) -> dict[str, Setting]:
         """Settings every Kafka client of the connector uses, secrets resolved."""
@@ -109,6 +118,17 @@ class ServerConfig(Strict):
     # ... and while the event loop runs this late: the CPU is saturated, so every callback let
     # in now only lengthens the queue in front of the others (measured in bench/).
     max_loop_lag_ms: float = Field(50, gt=0)
+    # Below the app (connector/http_limits.py): a request line plus headers over this many bytes,
+    # or more headers than this, is answered 431 before httptools buffers it ...
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    max_header_count: int = Field(100, ge=10, le=10_000)
+    # ... a connection whose headers are not complete this long after it opened or after its
+    # previous response, 408 (slowloris) ...
+    header_read_timeout_seconds: float = Field(10, gt=0, le=300)
+    # ... and past this many open connections a new one is answered 503 + Retry-After, unread.
+    max_connections: int = Field(1000, ge=1, le=100_000)
+    # Idle keep-alive connections are closed after this (uvicorn's timeout_keep_alive).
+    keep_alive_timeout_seconds: float = Field(5, gt=0, le=300)
 
 
 class MediaConfig(Strict):
@@ -140,6 +160,13 @@ class AuthConfig(Strict):
     allow_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
     # X-Forwarded-For is believed only when the direct peer is one of these proxies.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Says out loud that anyone may post to this route (a local stack, a private network):
+    # without any check and without this, start-up and check-config warn.
+    unauthenticated: bool = False
+
+    @property
+    def open_to_anyone(self) -> bool:
+        return not (self.basic or self.token or self.allow_cidrs)
 
 
 class ProviderConfig(Strict):
@@ -153,8 +180,13 @@ class ProviderConfig(Strict):
     read_timeout_seconds: float = Field(30.0, gt=0)
     default_country: str | None = Field(None, min_length=2, max_length=2)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
-    max_parts: int = Field(50, gt=0)
-    max_part_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    # Parser budgets (connector.callback.Limits): past them a callback is refused (413).
+    max_parts: int = Field(_LIMITS.max_parts, gt=0)
+    max_part_bytes: int = Field(_LIMITS.max_part_bytes, gt=0)
+    max_elements: int = Field(_LIMITS.max_elements, gt=0)
+    max_events: int = Field(_LIMITS.max_events, gt=0)
+    max_media: int = Field(_LIMITS.max_media, ge=0)
+    max_recipients: int = Field(_LIMITS.max_recipients, gt=0)
 
     @field_validator("path")
     @classmethod
@@ -165,7 +197,14 @@ class ProviderConfig(Strict):
 
     @property
     def limits(self) -> Limits:
-        return Limits(max_parts=self.max_parts, max_part_bytes=self.max_part_bytes)
+        return Limits(
+            max_parts=self.max_parts,
+            max_part_bytes=self.max_part_bytes,
+            max_elements=self.max_elements,
+            max_events=self.max_events,
+            max_media=self.max_media,
+            max_recipients=self.max_recipients,
+        )
 
 
 class DeadLetterConfig(Strict):
@@ -202,6 +241,15 @@ class Config(Strict):
 
     def enabled(self) -> dict[str, ProviderConfig]:
         return {name: p for name, p in self.providers.items() if p.enabled}
+
+    def warnings(self) -> list[str]:
+        """What is allowed but probably not meant: said by check-config and at start-up."""
+        return [
+            f"providers.{name}.auth: no basic, token or allow_cidrs: anyone can post callbacks "
+            "(set auth.unauthenticated: true to say so)"
+            for name, p in self.enabled().items()
+            if p.auth.open_to_anyone and not p.auth.unauthenticated
+        ]
 
     def route_path(self, name: str) -> str:
         return self.providers[name].path or f"/callbacks/{name}"

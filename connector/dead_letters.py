@@ -7,15 +7,26 @@ later `mms-connector dlq replay` can run it through fixed parsers.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from connector.callback import Callback, Refusal
 from connector.media import MediaStore
 
-# Never stored: they carry credentials (a provider's token header is added per route).
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# The only headers kept: what the parsers read (content-type; OpenMarket's x-request-id) and
+# what tells where a callback came from. An allowlist, because credentials travel in headers
+# nobody can list in advance (X-Forwarded-Authorization carried a real Basic credential).
+KEPT_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "host",
+        "user-agent",
+        "x-request-id",
+        "x-forwarded-for",
+    }
+)
 
 
 def record(
@@ -23,7 +34,6 @@ def record(
     route: str,
     callback: Callback,
     refusal: Refusal,
-    secret_headers: Collection[str] = (),
     store: MediaStore | None = None,
     inline_max_bytes: int | None = None,
 ) -> dict[str, Any]:
@@ -31,7 +41,6 @@ def record(
 
     A body too large for a Kafka message goes to the media store; the letter points to it.
     """
-    hidden = CREDENTIAL_HEADERS | {h.lower() for h in secret_headers}
     body, body_uri = callback.body, None
     if store is not None and inline_max_bytes is not None and len(body) > inline_max_bytes:
         body, body_uri = b"", store.store(body, callback.content_type or None, None).uri
@@ -41,7 +50,7 @@ def record(
         "error_code": refusal.code,
         "error_detail": refusal.detail,
         "received_at": callback.received_at,
-        "headers": {k: v for k, v in callback.headers.items() if k not in hidden},
+        "headers": {k: v for k, v in callback.headers.items() if k in KEPT_HEADERS},
         "body": body,
         "body_uri": body_uri,
         "body_sha256": hashlib.sha256(callback.body).hexdigest(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 
 class Window:
@@ -21,8 +21,9 @@ class Window:
         self._seconds = seconds
         self._max = max_entries
         self._clock = clock
-        # event_id -> when it was published; oldest first, so expiry pops from the front.
-        self._published: OrderedDict[str, float] = OrderedDict()
+        # event_id -> when it was published and a digest of its content (None when read back
+        # from Kafka); oldest first, so expiry pops from the front.
+        self._published: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[None]] = {}
 
     def __len__(self) -> int:
@@ -31,6 +32,11 @@ class Window:
     def seen(self, event_id: str) -> bool:
         self._expire()
         return event_id in self._published
+
+    def digest(self, event_id: str) -> int | None:
+        """The content digest the event was published with, if known."""
+        entry = self._published.get(event_id)
+        return None if entry is None else entry[1]
 
     def pending(self, event_id: str) -> asyncio.Future[None] | None:
         return self._pending.get(event_id)
@@ -41,13 +47,18 @@ class Window:
         for event_id in event_ids:
             self._pending[event_id] = fut
 
-    def settle(self, event_ids: Iterable[str], error: BaseException | None) -> None:
+    def settle(
+        self,
+        event_ids: Iterable[str],
+        error: BaseException | None,
+        digests: Mapping[str, int] | None = None,
+    ) -> None:
         """Record the outcome of claimed events and wake anyone waiting on them."""
         settled = set()
         for event_id in event_ids:
             settled.add(self._pending.pop(event_id, None))
             if error is None:
-                self.add(event_id)
+                self.add(event_id, digest=(digests or {}).get(event_id))
         for fut in settled:
             if fut is None or fut.done():
                 continue
@@ -57,10 +68,10 @@ class Window:
                 fut.set_exception(error)
                 fut.exception()  # retrieved: waiters may all have given up already
 
-    def add(self, event_id: str, at: float | None = None) -> None:
+    def add(self, event_id: str, at: float | None = None, digest: int | None = None) -> None:
         if self._seconds <= 0:
             return
-        self._published[event_id] = self._clock() if at is None else at
+        self._published[event_id] = (self._clock() if at is None else at, digest)
         self._published.move_to_end(event_id)
         while len(self._published) > self._max:
             self._published.popitem(last=False)
@@ -75,7 +86,7 @@ class Window:
     def _expire(self) -> None:
         horizon = self._clock() - self._seconds
         while self._published:
-            oldest, at = next(iter(self._published.items()))
+            oldest, (at, _) = next(iter(self._published.items()))
             if at >= horizon:
                 break
             self._published.pop(oldest)

@@ -20,6 +20,11 @@ PRODUCE_LATENCY = Histogram(
 DUPLICATES = Counter(
     "mms_duplicate_events_total", "Events not produced again: already published", ["provider"]
 )
+CONFLICTING_REPEATS = Counter(
+    "mms_conflicting_repeats_total",
+    "Repeats of a published event id whose content differs from the first copy (not produced)",
+    ["provider"],
+)
 DEAD_LETTERS = Counter(
     "mms_dead_letters_total", "Callbacks written to the dead-letter topic", ["provider"]
 )
@@ -28,4 +33,10 @@ IN_FLIGHT = Gauge("mms_in_flight_requests", "Callbacks being handled now")
 DEDUPE_ENTRIES = Gauge("mms_dedupe_window_entries", "Event ids held in the dedupe window")
 LOOP_LAG = Gauge(
     "mms_event_loop_lag_seconds", "How late the event loop runs; past server.max_loop_lag_ms: 503"
+)
+HTTP_REFUSED = Counter(
+    "mms_http_refused_total",
+    "Connections answered and closed before the app: headers_too_large (431), "
+    "header_timeout (408), too_many_connections (503)",
+    ["reason"],
 )

@@ -53,6 +53,7 @@ def parse_json(
     try:
         if _LONG_INTEGER.search(body):
             data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+            _refuse_lone_surrogates(data)
         else:
             data = orjson.loads(body)
     except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
@@ -83,6 +84,21 @@ def _element_count(body: bytes) -> int:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _refuse_lone_surrogates(data: Any) -> None:
+    # What orjson refuses and the standard library lets through ("\ud800"): no Avro string
+    # can hold it. Within the value budget, so the walk is bounded.
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            node.encode("utf-8")  # UnicodeEncodeError, a ValueError, on a lone surrogate
 
 
 def _depth(value: Any) -> int:

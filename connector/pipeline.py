@@ -1,7 +1,8 @@
 """A callback's path from bytes to the records to publish, shared by the HTTP app and the CLI.
 
-`translate()` is what both the endpoint and `mms-connector translate` run, so what the command
-shows is what the endpoint does.
+`translate()` is what the endpoint, `mms-connector translate` and `dlq replay` run, so what the
+command shows is what the endpoint does: records are encoded and size-checked here, so one that
+Kafka would refuse is a refusal (dead-lettered), never a 503 on every retry.
 """
 
 from __future__ import annotations
@@ -10,15 +11,23 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from connector.callback import Callback, Provider, Refusal, TranslateContext
-from connector.codec import Codec
-from connector.config import Config, ProviderConfig
+from connector.codec import FRAMING_BYTES, Codec, avro_payload
+from connector.config import DEFAULT_MAX_MESSAGE_BYTES, Config, ProviderConfig
 from connector.media import FilesystemMediaStore
 from connector.providers import PROVIDERS
 from connector.publisher import OutMessage
 from connector.record import MmsEvent
 
 log = logging.getLogger(__name__)
+
+# Room for the record batch's own fields next to key, value and headers (librdkafka counts
+# them against message.max.bytes too).
+RECORD_OVERHEAD_BYTES = 1024
+# Attributes that may differ between retries of one event without its content differing.
+_PER_DELIVERY_ATTRIBUTES = "header."
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +37,7 @@ class Route:
     provider: Provider
     settings: ProviderConfig
     context: TranslateContext
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,8 @@ class Outgoing:
     key: str
     headers: dict[str, str]
     event: MmsEvent
+    payload: bytes  # the Avro record, without the wire format's framing
+    digest: int  # of the event's content, received_at aside: tells a true repeat from a clash
 
     def value(self) -> dict[str, Any]:
         return self.event.to_avro()
@@ -45,7 +57,7 @@ class Outgoing:
         return OutMessage(
             self.topic,
             self.key.encode(),
-            codec.encode(self.topic, self.value()),
+            codec.frame(self.topic, self.payload),
             [(k, v.encode()) for k, v in self.headers.items()],
         )
 
@@ -63,6 +75,7 @@ def routes(config: Config) -> list[Route]:
                 limits=settings.limits,
                 media_store=store,
             ),
+            max_message_bytes=config.kafka.max_message_bytes,
         )
         for name, settings in config.enabled().items()
     ]
@@ -78,16 +91,43 @@ def translate(route: Route, callback: Callback) -> list[Outgoing]:
         # Parsers should refuse cleanly; this net keeps a parser bug from becoming a 500.
         log.exception("%s: parser failed unexpectedly", route.name)
         raise Refusal("untranslatable", f"the callback could not be translated ({exc!r})") from exc
-    return [
-        Outgoing(
-            topic=route.settings.topic,
-            key=event.owner,
-            headers={
-                "event_id": event.event_id,
-                "provider": event.provider,
-                "event_type": event.event_type,
-            },
-            event=event,
+    return [_outgoing(route, event) for event in events]
+
+
+def _outgoing(route: Route, event: MmsEvent) -> Outgoing:
+    record = event.to_avro()
+    try:
+        payload = avro_payload(record)
+    except Exception as exc:
+        # Our bug more likely than the provider's, but retrying cannot fix it: dead-lettered
+        # (replayable once fixed), never a 500 on every retry.
+        log.exception("%s: record does not encode", route.name)
+        raise Refusal("record_unencodable", f"the record does not encode: {exc}") from exc
+    headers = {
+        "event_id": event.event_id,
+        "provider": event.provider,
+        "event_type": event.event_type,
+    }
+    size = (
+        FRAMING_BYTES
+        + len(payload)
+        + len(event.owner.encode())
+        + sum(len(k) + len(v) for k, v in headers.items())
+        + RECORD_OVERHEAD_BYTES
+    )
+    if size > route.max_message_bytes:
+        raise Refusal(
+            "record_too_large",
+            f"the record is {size} bytes; Kafka takes at most {route.max_message_bytes}",
+            status=413,
         )
-        for event in events
-    ]
+    return Outgoing(route.settings.topic, event.owner, headers, event, payload, _digest(record))
+
+
+def _digest(record: dict[str, Any]) -> int:
+    content = {k: v for k, v in record.items() if k not in ("received_at", "attributes")}
+    attributes = record["attributes"]
+    content["attributes"] = {
+        k: v for k, v in attributes.items() if not k.startswith(_PER_DELIVERY_ATTRIBUTES)
+    }
+    return hash(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))

@@ -218,3 +218,34 @@ def test_secret_is_resolved_once_at_build_time() -> None:
     env["CB_TOKEN"] = "rotated"
     assert outcome(authenticator, Request({"x-callback-token": "tok-123"}, PEER)) == 200
     assert outcome(authenticator, Request({"x-callback-token": "rotated"}, PEER)) == 401
+
+
+@pytest.mark.parametrize(
+    ("auth", "peer", "forwarded", "expected"),
+    [
+        # A dual-stack socket reports IPv4 peers IPv4-mapped: they were a false 403.
+        (ALLOW, "::ffff:203.0.113.5", "", 200),
+        (ALLOW, "::ffff:198.51.100.7", "", 403),
+        (ALLOW_BEHIND_PROXY, "::ffff:10.1.2.3", "203.0.113.9", 200),
+        (ALLOW_BEHIND_PROXY, "10.1.2.3", "::ffff:203.0.113.9", 200),
+        (ALLOW_BEHIND_PROXY, "10.1.2.3", "203.0.113.9, ::ffff:10.9.9.9", 200),
+    ],
+)
+def test_ipv4_mapped_addresses_match_ipv4_networks(
+    auth: dict[str, Any], peer: str, forwarded: str, expected: int
+) -> None:
+    headers = {"x-forwarded-for": forwarded} if forwarded else {}
+    assert outcome(make(auth), Request(headers, peer)) == expected
+
+
+def test_a_non_ascii_header_token_can_match() -> None:
+    authenticator = make(TOKEN_HEADER, {"CB_TOKEN": "tök-ǅ-123"})
+    # What uvicorn hands the app: the header's UTF-8 bytes read as latin-1.
+    sent = "tök-ǅ-123".encode().decode("latin-1")
+    assert outcome(authenticator, Request({"x-callback-token": sent}, PEER)) == 200
+    assert outcome(authenticator, Request({"x-callback-token": "tök-ǅ-123"}, PEER)) == 401
+
+
+def test_a_non_ascii_path_token_can_match() -> None:
+    authenticator = make(TOKEN_PATH, {"CB_TOKEN": "tök-123"})
+    assert outcome(authenticator, Request({}, PEER, path_token="tök-123")) == 200

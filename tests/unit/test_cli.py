@@ -95,3 +95,35 @@ def test_check_config_names_each_bad_key(tmp_path: Path, capfdbinary) -> None:
     assert "server.port" in text
     assert "providers.bandwidth-v2.path: Value error, must start with '/'" in text
     assert "providers.bandwidth-v2.topic" in text
+
+
+def test_translate_a_missing_file_is_a_message_not_a_traceback(capfdbinary) -> None:
+    code, out, err = run(capfdbinary, "translate", "--provider", "sinch", "/no/such/file.xml")
+    assert (code, out) == (2, b"")
+    assert err == b"/no/such/file.xml: No such file or directory\n"
+
+
+def test_translate_shows_a_record_too_large_as_the_endpoint_answers(
+    tmp_path: Path, capfdbinary
+) -> None:
+    event = orjson.loads((PAYLOADS / "bandwidth_v2" / "message_sending.json").read_bytes())[0]
+    event["message"]["text"] = "x" * 1_100_000  # over Kafka's default 1,000,000-byte limit
+    file = tmp_path / "big.json"
+    file.write_bytes(orjson.dumps([event]))
+    code, out, err = run(capfdbinary, "translate", "--provider", "bandwidth-v2", str(file))
+    assert (code, out) == (1, b"")
+    assert err.startswith(b'413 {"error":"record_too_large"')
+
+
+def test_check_config_warns_about_providers_open_to_anyone(tmp_path: Path, capfdbinary) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "providers:\n  sinch: {enabled: true}\n"
+        "  openmarket: {enabled: true, auth: {unauthenticated: true}}\n"
+    )
+    code, _, err = run(capfdbinary, "check-config", str(path))
+    assert code == 0
+    assert err.decode().splitlines() == [
+        f"{path}: warning: providers.sinch.auth: no basic, token or allow_cidrs: anyone can post "
+        "callbacks (set auth.unauthenticated: true to say so)"
+    ]

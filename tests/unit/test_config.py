@@ -57,3 +57,31 @@ def test_only_enabled_providers_get_routes(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="No such file"):
         load(tmp_path / "absent.yaml", env={})
+
+
+def test_parser_budgets_reach_the_translate_context(tmp_path: Path) -> None:
+    config = load(
+        write(
+            tmp_path,
+            "providers:\n  sinch: {max_elements: 7, max_events: 2, max_media: 0, "
+            "max_recipients: 3, max_parts: 4, max_part_bytes: 5}\n",
+        )
+    )
+    limits = config.providers["sinch"].limits
+    assert (limits.max_elements, limits.max_events, limits.max_media) == (7, 2, 0)
+    assert (limits.max_recipients, limits.max_parts, limits.max_part_bytes) == (3, 4, 5)
+
+
+@pytest.mark.parametrize(
+    ("auth", "warned"),
+    [
+        ("{}", True),
+        ("{trusted_proxies: [10.0.0.0/8]}", True),
+        ("{unauthenticated: true}", False),
+        ("{allow_cidrs: [203.0.113.0/24]}", False),
+        ("{token: {header: X-T, value: {env: T}}}", False),
+    ],
+)
+def test_a_provider_open_to_anyone_is_warned_about(tmp_path: Path, auth: str, warned: bool) -> None:
+    config = load(write(tmp_path, f"providers:\n  sinch: {{enabled: true, auth: {auth}}}\n"))
+    assert bool(config.warnings()) == warned

@@ -11,11 +11,8 @@ import orjson
 import pytest
 
 from connector import dead_letters
-from connector.app import _endpoint
 from connector.callback import Callback, Refusal
 from connector.codec import DEAD_LETTER_SCHEMA, current_schema
-from connector.config import Config
-from connector.pipeline import routes
 
 RECEIVED_AT = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 # What the app hands over: header names lower-cased.
@@ -35,14 +32,12 @@ BODY = b'\xef\xbb\xbf[{"type":"message-received"\x00}]\r\n\xff\xfe  \n'
 REFUSAL = Refusal("invalid_json", "body is not valid JSON: unexpected character")
 
 
-def letter(secret_headers: tuple[str, ...] = ("X-Callback-Token",)) -> dict[str, object]:
+def letter() -> dict[str, object]:
     callback = Callback(BODY, dict(HEADERS), RECEIVED_AT, HEADERS["content-type"])
-    return dead_letters.record(
-        "bandwidth-v2", "/callbacks/bandwidth-v2", callback, REFUSAL, secret_headers
-    )
+    return dead_letters.record("bandwidth-v2", "/callbacks/bandwidth-v2", callback, REFUSAL)
 
 
-def test_credentials_are_stripped_and_everything_else_kept() -> None:
+def test_only_the_headers_replay_and_tracing_need_are_kept() -> None:
     assert letter()["headers"] == {
         "host": "connector.example.com",
         "content-type": "application/json; charset=utf-8",
@@ -52,31 +47,18 @@ def test_credentials_are_stripped_and_everything_else_kept() -> None:
     }
 
 
-def test_the_route_token_header_is_kept_when_the_route_has_none() -> None:
-    # Only the configured token header is a secret; another route may use it as plain data.
-    headers = letter(secret_headers=())["headers"]
-    assert isinstance(headers, dict)
-    assert headers["x-callback-token"] == "tok-123"
-    assert "authorization" not in headers
-    assert "cookie" not in headers
-
-
-@pytest.mark.parametrize(
-    "auth",
-    [
-        {"token": {"header": "X-Callback-Token", "value": {"env": "TOKEN"}}},
-        {"token": {"header": "x-callback-token", "value": {"env": "TOKEN"}}},
-    ],
-)
-def test_the_app_hides_the_route_token_header(auth: dict[str, object]) -> None:
-    config = Config.model_validate({"providers": {"bandwidth-v2": {"enabled": True, "auth": auth}}})
-    endpoint = _endpoint(routes(config)[0], {"TOKEN": "tok-123"})
-    callback = Callback(BODY, dict(HEADERS), RECEIVED_AT, HEADERS["content-type"])
-    record = dead_letters.record(
-        "bandwidth-v2", "/callbacks/bandwidth-v2", callback, REFUSAL, endpoint.secret_headers
-    )
-    assert "x-callback-token" not in record["headers"]
-    assert "tok-123" not in orjson.dumps(record["headers"]).decode()
+def test_credentials_in_headers_nobody_listed_are_not_kept() -> None:
+    # These carried real credentials past the old blocklist of three names.
+    headers = {
+        **HEADERS,
+        "x-forwarded-authorization": "Basic Ync6c2VjcmV0",
+        "x-api-key": "key-123",
+        "x-amz-security-token": "sts-123",
+    }
+    callback = Callback(BODY, headers, RECEIVED_AT, HEADERS["content-type"])
+    record = dead_letters.record("bandwidth-v2", "/callbacks/bandwidth-v2", callback, REFUSAL)
+    text = orjson.dumps(record["headers"]).decode()
+    assert not any(secret in text for secret in ("Ync6c2VjcmV0", "key-123", "sts-123", "tok-123"))
 
 
 def test_body_is_kept_byte_exact_with_its_hash() -> None:
@@ -121,14 +103,14 @@ def test_a_body_too_large_for_kafka_goes_to_the_media_store(tmp_path) -> None:
     store = FilesystemMediaStore(tmp_path)
     big = b"--b\r\n" + b"x" * 2_000_000
     callback = Callback(big, {"content-type": "multipart/mixed; boundary=b"}, RECEIVED_AT)
-    record = dead_letters.record("openmarket", "/o", callback, REFUSAL, (), store, 900_000)
+    record = dead_letters.record("openmarket", "/o", callback, REFUSAL, store, 900_000)
     assert record["body"] == b""
     assert record["body_sha256"] == hashlib.sha256(big).hexdigest()
     assert record["body_uri"].startswith("file://")
     # Replay reads it back from the store, byte-exact.
     assert dead_letters.callback(record, store).body == big
     small = dead_letters.record(
-        "openmarket", "/o", Callback(b"{}", {}, RECEIVED_AT), REFUSAL, (), store, 900_000
+        "openmarket", "/o", Callback(b"{}", {}, RECEIVED_AT), REFUSAL, store, 900_000
     )
     assert (small["body"], small["body_uri"]) == (b"{}", None)
 

@@ -203,3 +203,17 @@ def test_expired_event_can_be_published_again() -> None:
     w.add("a")
     assert w.seen("a")
     assert len(w) == 1
+
+
+def test_the_window_keeps_the_first_copy_s_digest() -> None:
+    w, _ = window()
+
+    async def run() -> None:
+        w.claim(["a", "b"])
+        w.settle(["a", "b"], None, {"a": 11, "b": 22})
+
+    asyncio.run(run())
+    assert (w.digest("a"), w.digest("b")) == (11, 22)
+    w.remember([("c", 1.0)])  # read back from Kafka: content unknown
+    assert w.seen("c") and w.digest("c") is None
+    assert w.digest("never") is None

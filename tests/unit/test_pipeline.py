@@ -1,0 +1,77 @@
+"""`pipeline.translate`: what the endpoint, `translate` and `dlq replay` publish, encoded and
+size-checked, so a record Kafka would refuse is a refusal (dead-lettered), never a 503 loop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+import pytest
+
+from connector import pipeline
+from connector.callback import Callback, Provider, Refusal, TranslateContext
+from connector.codec import avro_payload
+from connector.config import Config
+from connector.record import MmsEvent
+from tests.helpers import RECEIVED_AT, callback, payload
+
+BODY = payload("bandwidth_v2", "message_sending.json")
+
+
+def route(**settings: object) -> pipeline.Route:
+    config = Config.model_validate({"providers": {"bandwidth-v2": {"enabled": True}}, **settings})
+    [found] = pipeline.routes(config)
+    return found
+
+
+def with_text(text: str) -> bytes:
+    event = orjson.loads(BODY)[0]
+    event["message"]["text"] = text
+    return orjson.dumps([event])
+
+
+def test_records_are_encoded_once_here() -> None:
+    [out] = pipeline.translate(route(), callback(BODY))
+    assert out.payload == avro_payload(out.event.to_avro())
+
+
+@pytest.mark.parametrize(
+    ("kafka", "text_bytes", "too_large"),
+    [
+        ({}, 999_000, True),  # librdkafka's default message.max.bytes: 1,000,000
+        ({}, 900_000, False),
+        ({"producer": {"message.max.bytes": 2_000_000}}, 999_000, False),
+        ({"common": {"message.max.bytes": 500_000}}, 600_000, True),
+    ],
+)
+def test_a_record_kafka_would_refuse_is_refused_here(
+    kafka: dict[str, object], text_bytes: int, too_large: bool
+) -> None:
+    body = callback(with_text("x" * text_bytes))
+    if not too_large:
+        assert len(pipeline.translate(route(kafka=kafka), body)) == 1
+        return
+    with pytest.raises(Refusal) as info:
+        pipeline.translate(route(kafka=kafka), body)
+    assert (info.value.code, info.value.status) == ("record_too_large", 413)
+
+
+def test_a_record_that_does_not_encode_is_a_refusal_not_a_500() -> None:
+    def surrogate(cb: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+        event = MmsEvent("id", "bandwidth-v2", "received", "inbound", "+1", RECEIVED_AT)
+        return [dataclasses.replace(event, text="lone \ud800 surrogate")]
+
+    broken = dataclasses.replace(route(), provider=Provider("bandwidth-v2", surrogate))
+    with pytest.raises(Refusal) as info:
+        pipeline.translate(broken, callback(BODY))
+    assert (info.value.code, info.value.status) == ("record_unencodable", 400)
+
+
+def test_digests_tell_content_apart_but_not_deliveries() -> None:
+    [first] = pipeline.translate(route(), callback(BODY))
+    later = Callback(BODY, {"x-request-id": "other"}, RECEIVED_AT.replace(year=2025))
+    [again] = pipeline.translate(route(), later)
+    [changed] = pipeline.translate(route(), callback(with_text("other text")))
+    assert first.event.event_id == again.event.event_id == changed.event.event_id
+    assert first.digest == again.digest
+    assert first.digest != changed.digest
