@@ -293,7 +293,8 @@ async def _publish(
         if pending is not None:
             waits.add(pending)  # another request is publishing this event right now
         elif window.seen(event_id):
-            _check_repeat(route, o, window.digest(event_id), outcome)
+            if window.differs(event_id, o.digest):
+                _conflicting_repeat(route, event_id, outcome)
         elif event_id not in claimed:
             fresh.append(o)
             claimed[event_id] = o.digest
@@ -332,20 +333,16 @@ async def _publish(
     return route.provider.accepted([o.event for o in outgoing])
 
 
-def _check_repeat(
-    route: pipeline.Route, repeat: pipeline.Outgoing, first: int | None, outcome: _Outcome
-) -> None:
+def _conflicting_repeat(route: pipeline.Route, event_id: str, outcome: _Outcome) -> None:
     """A repeat is not produced; one whose content differs from the first copy is counted and
     logged, since it is either a provider that reuses ids or a collision, and is not silent."""
-    if first is None or first == repeat.digest:
-        return  # the same event again, or its first copy was read back from Kafka at start-up
     metrics.CONFLICTING_REPEATS.labels(route.name).inc()
     log.warning(
         "callback repeats an event id with different content; not produced",
         extra={
             "provider": route.name,
             "request_id": outcome.request_id,
-            "event_ids": [repeat.event.event_id],
+            "event_ids": [event_id],
         },
     )
 

@@ -21,9 +21,9 @@ class Window:
         self._seconds = seconds
         self._max = max_entries
         self._clock = clock
-        # event_id -> when it was published and a digest of its content (None when read back
-        # from Kafka); oldest first, so expiry pops from the front.
-        self._published: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
+        # event_id -> when it was published and a digest of its content, packed (`_entry`);
+        # oldest first, so expiry pops from the front.
+        self._published: OrderedDict[str, int] = OrderedDict()
         self._pending: dict[str, asyncio.Future[None]] = {}
 
     def __len__(self) -> int:
@@ -33,10 +33,11 @@ class Window:
         self._expire()
         return event_id in self._published
 
-    def digest(self, event_id: str) -> int | None:
-        """The content digest the event was published with, if known."""
+    def differs(self, event_id: str, digest: int) -> bool:
+        """Whether a published event's first copy is known to have had other content."""
         entry = self._published.get(event_id)
-        return None if entry is None else entry[1]
+        known = 0 if entry is None else entry & _DIGEST_MASK
+        return known != 0 and known != _digest32(digest)
 
     def pending(self, event_id: str) -> asyncio.Future[None] | None:
         return self._pending.get(event_id)
@@ -71,7 +72,7 @@ class Window:
     def add(self, event_id: str, at: float | None = None, digest: int | None = None) -> None:
         if self._seconds <= 0:
             return
-        self._published[event_id] = (self._clock() if at is None else at, digest)
+        self._published[event_id] = _entry(self._clock() if at is None else at, digest)
         self._published.move_to_end(event_id)
         while len(self._published) > self._max:
             self._published.popitem(last=False)
@@ -86,7 +87,24 @@ class Window:
     def _expire(self) -> None:
         horizon = self._clock() - self._seconds
         while self._published:
-            oldest, (at, _) = next(iter(self._published.items()))
-            if at >= horizon:
+            oldest, entry = next(iter(self._published.items()))
+            if (entry >> 32) / 1e6 >= horizon:
                 break
             self._published.pop(oldest)
+
+
+_DIGEST_MASK = 0xFFFF_FFFF
+
+
+def _entry(at: float, digest: int | None) -> int:
+    """When (microseconds) and a 32-bit digest of the content (0: unknown) in one int.
+
+    A (time, digest) tuple per entry cost 124 bytes more than the time alone (1 M entries:
+    +124 MB); one int costs 12. A 32-bit digest mistakes a differing repeat for the same one
+    once in 4 billion, which only costs a log line.
+    """
+    return (int(at * 1e6) << 32) | (0 if digest is None else _digest32(digest))
+
+
+def _digest32(digest: int) -> int:
+    return digest % _DIGEST_MASK + 1  # never 0, which means unknown
