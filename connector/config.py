@@ -7,6 +7,7 @@ MMS_SCHEMA_REGISTRY_URL) so one file serves every environment.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -197,14 +198,7 @@ class ProviderConfig(Strict):
 
     @property
     def limits(self) -> Limits:
-        return Limits(
-            max_parts=self.max_parts,
-            max_part_bytes=self.max_part_bytes,
-            max_elements=self.max_elements,
-            max_events=self.max_events,
-            max_media=self.max_media,
-            max_recipients=self.max_recipients,
-        )
+        return Limits(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Limits)})
 
 
 class DeadLetterConfig(Strict):

@@ -140,20 +140,16 @@ def test_a_repeat_whose_content_differs_is_counted_and_logged_not_silent(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="connector")
+    def conflicts(base: str) -> float:
+        text = httpx.get(f"{base}/metrics").text
+        return metric(text, "mms_conflicting_repeats_total", provider="bandwidth-v2")
+
     with running(config) as base:
-        before = metric(
-            httpx.get(f"{base}/metrics").text,
-            "mms_conflicting_repeats_total",
-            provider="bandwidth-v2",
-        )
+        before = conflicts(base)
         first = post(base, "bandwidth-v2", bandwidth("m-clash", text="first"), JSON)
         same = post(base, "bandwidth-v2", bandwidth("m-clash", text="first"), JSON)
         other = post(base, "bandwidth-v2", bandwidth("m-clash", text="second"), JSON)
-        after = metric(
-            httpx.get(f"{base}/metrics").text,
-            "mms_conflicting_repeats_total",
-            provider="bandwidth-v2",
-        )
+        after = conflicts(base)
     assert [r.status_code for r in (first, same, other)] == [200, 200, 200]
     assert after - before == 1  # the true repeat is not counted, the clash is
     assert [r.value["text"] for r in records(topic)] == ["first"]
