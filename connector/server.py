@@ -10,6 +10,7 @@ import uvicorn
 
 from connector.app import create_app
 from connector.config import Config
+from connector.http_limits import HttpLimits, protocol_class
 
 
 def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
@@ -17,10 +18,23 @@ def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
     # per callback itself, without the path. (access_log=False alone is undone when logging is
     # reconfigured later in the process.)
     logging.getLogger("uvicorn.access").disabled = True
+    server = config.server
+    limits = HttpLimits(
+        max_header_bytes=server.max_header_bytes,
+        max_header_count=server.max_header_count,
+        header_read_timeout=server.header_read_timeout_seconds,
+        max_connections=server.max_connections,
+    )
     return uvicorn.Config(
         create_app(config),
         host=host,
         port=port,
+        # httptools with bounded request heads, a head read timeout and a connection cap
+        # (uvicorn's limit_concurrency refuses only once a head is read, in plain text).
+        http=protocol_class(limits),
+        # The app serves no WebSocket: upgrade requests are plain HTTP requests to it.
+        ws="none",
+        timeout_keep_alive=server.keep_alive_timeout_seconds,
         log_config=None,  # keep our JSON logging
         access_log=False,  # one line per callback is logged by the app itself
         # uvicorn would otherwise take the client address from X-Forwarded-For whenever the peer

@@ -1,0 +1,195 @@
+"""Limits below the app, in uvicorn's httptools protocol: head size, head read time, connections.
+
+The app sees a request only once its head (request line and headers) is complete, too late for
+these: stock uvicorn lets httptools buffer a header of any size (a 50 MB header cost ~90 MB of
+RSS), keeps a connection whose head never completes open for ever (slowloris), and accepts every
+connection. Each refusal is one short reply with connection: close, one log line without any
+header value, and `mms_http_refused_total{reason}`.
+
+uvicorn internals relied on (0.54, `HttpToolsProtocol`): the parser callbacks it implements
+(on_header, on_headers_complete, on_body, on_message_complete), data_received feeding the parser,
+on_response_complete called once per answered request, and the attributes transport, client,
+loop, connections (the server-wide set of open connections) and cycle (the latest request's
+RequestResponseCycle, with response_complete).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import ClassVar
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from connector import metrics
+from connector.app import RETRY_AFTER_SECONDS
+
+log = logging.getLogger("connector.http")
+
+# Enough of a header name to tell which one was repeated; values are never logged.
+_LOGGED_NAME_CHARS = 40
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_header_bytes: int
+    max_header_count: int
+    header_read_timeout: float
+    max_connections: int
+
+
+def reply(status: int, code: str, detail: str, retry_after: str | None = None) -> bytes:
+    """A whole HTTP/1.1 response: `{"error", "detail"}` as JSON, then the connection closes."""
+    body = orjson.dumps({"error": code, "detail": detail})
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+    ]
+    if retry_after is not None:
+        lines.append(f"retry-after: {retry_after}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+def protocol_class(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class for `uvicorn.Config(http=...)`, which takes a class, not an instance."""
+    replies = {
+        "headers_too_large": reply(
+            431,
+            "headers_too_large",
+            f"request line and headers over {limits.max_header_bytes} bytes"
+            f" or {limits.max_header_count} headers",
+        ),
+        "header_timeout": reply(
+            408,
+            "header_timeout",
+            f"request headers not complete within {limits.header_read_timeout:g} s",
+        ),
+        "too_many_connections": reply(
+            503,
+            "too_many_connections",
+            f"over {limits.max_connections} open connections; retry later",
+            RETRY_AFTER_SECONDS,
+        ),
+    }
+    attributes = {"limits": limits, "replies": replies}
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), attributes)
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """One connection. A request's head is bounded in bytes, header count and time; the body is
+    not (the app bounds it per provider: max_body_bytes, read_timeout_seconds)."""
+
+    limits: ClassVar[HttpLimits]
+    replies: ClassVar[dict[str, bytes]]
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        self._refused = False
+        self._in_head = True  # the bytes arriving now belong to a request head
+        self._head_bytes = 0
+        self._header_count = 0
+        self._heads_completed = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        if len(self.connections) > self.limits.max_connections:
+            # Answered at once, nothing read: a flood past the cap costs a write and a close per
+            # connection, and frees its socket now rather than after a head timeout.
+            self._refuse("too_many_connections", open_connections=len(self.connections))
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        if self._refused:
+            return  # answered and closing: nothing more is parsed
+        if not self._in_head:
+            super().data_received(data)
+            return
+        room = self.limits.max_header_bytes - self._head_bytes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            super().data_received(data)
+            return
+        # Only what fits the budget reaches the parser (it would buffer an unfinished header
+        # whole); if the head ends within it, the rest is its body. Bytes of a next, pipelined
+        # head in the same read go uncounted: at most one read.
+        completed = self._heads_completed
+        view = memoryview(data)
+        super().data_received(view[:room])  # httptools parses any buffer: no copy
+        if self._refused or self.transport.is_closing():
+            return
+        if self._heads_completed == completed:
+            self._refuse("headers_too_large", head_bytes=self._head_bytes + len(data))
+            return
+        super().data_received(view[room:])
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._header_count += 1
+        if self._header_count > self.limits.max_header_count:
+            self._refuse(
+                "headers_too_large",
+                header_count=self._header_count,
+                header_name=name[:_LOGGED_NAME_CHARS].decode("latin-1"),
+            )
+            return
+        super().on_header(name, value)
+
+    # Once refused, the parser still runs to the end of the bytes it was given; these keep the
+    # rest of that request from reaching the app.
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._in_head = False
+        self._heads_completed += 1
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._in_head, self._head_bytes, self._header_count = True, 0, 0
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next head is timed from now, unless a pipelined request is already waiting
+        # (then the latest cycle is not answered yet) or the connection is closing. This also
+        # bounds a body still arriving after an early answer (401, 413), which nothing reads.
+        if not self.transport.is_closing() and self.cycle.response_complete:
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(
+            self.limits.header_read_timeout, self._refuse, "header_timeout"
+        )
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, reason: str, **fields: object) -> None:
+        if self.transport.is_closing():
+            return  # already answered (uvicorn's 400) or going: a write now would follow it
+        self._refused = True
+        self._cancel_head_timer()
+        metrics.HTTP_REFUSED.labels(reason).inc()
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        log.warning("http %s", reason, extra={"error": reason, "client": client, **fields})
+        if self.cycle is None or self.cycle.response_complete:
+            # Never inside the response to an earlier, pipelined request still being answered.
+            self.transport.write(self.replies[reason])
+        self.transport.close()
