@@ -35,8 +35,8 @@ class Limits:
 
     max_parts: int = 50
     max_part_bytes: int = 5 * 1024 * 1024
-    # JSON containers ({ and [) or XML elements in one body: 10 MB of `[{},{},...]` parsed
-    # whole took 6 s and +460 MiB before any other check could run.
+    # JSON values (containers, items, members) or XML elements and attributes in one body:
+    # 10 MB of `[{},{},...]` parsed whole took 6 s and +460 MiB before any check could run.
     max_elements: int = 10_000
     max_events: int = 100
     max_media: int = 50  # per event

@@ -140,6 +140,7 @@ def test_a_repeat_whose_content_differs_is_counted_and_logged_not_silent(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="connector")
+
     def conflicts(base: str) -> float:
         text = httpx.get(f"{base}/metrics").text
         return metric(text, "mms_conflicting_repeats_total", provider="bandwidth-v2")
