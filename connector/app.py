@@ -238,6 +238,9 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
         outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
         extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if refusal.status == 401 else {}
         return _refusal_json(refusal, extra)
+    if runtime.publisher is None:
+        # Only an app served without its lifespan gets here (uvicorn serves after start-up).
+        return _unavailable("starting", "the connector is starting; retry later")
 
     received_at = datetime.now(UTC)
     content_type = headers.get("content-type", "")

@@ -275,6 +275,7 @@ def test_dlq_list_and_replay_after_a_fix(
             "published": 1,
             "already_published": 1,
             "still_failing": 1,
+            "body_missing": 0,
             "provider_not_enabled": 1,
         }
     }
