@@ -93,6 +93,16 @@ def sets(*assignments: str) -> list[str]:
     return [arg for a in assignments for arg in ("--set", a)]
 
 
+def open_providers(*names: str) -> list[str]:
+    """Assignments that enable providers with no authentication, said explicitly (the chart
+    refuses an enabled provider that has none and does not say so)."""
+    return [
+        a
+        for n in names
+        for a in (f"providers.{n}.enabled=true", f"providers.{n}.auth.unauthenticated=true")
+    ]
+
+
 def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(helm), *args], capture_output=True, text=True, timeout=120, check=False

@@ -18,6 +18,7 @@ from tests.helm.conftest import (
     FULL_VALUES,
     NAMESPACE,
     Rendered,
+    open_providers,
     refused,
     render,
     run_helm,
@@ -283,7 +284,7 @@ def test_uvicorn_drain_timeout_is_the_flush_timeout() -> None:
 
 def test_default_values_fit_an_enabled_provider(helm: Path) -> None:
     # The README's install command enables one provider with the connector's defaults.
-    rendered = render(helm, *sets("providers.bandwidth-v2.enabled=true"))
+    rendered = render(helm, *sets(*open_providers("bandwidth-v2")))
     config = yaml.safe_load(rendered.config_text)
     assert shutdown_budget(config, 5) == 5 + 30 + 30  # min(30 + 8, 30): uvicorn cuts the drain
     assert rendered.pod["spec"]["terminationGracePeriodSeconds"] >= 65
@@ -293,12 +294,12 @@ def test_default_values_fit_an_enabled_provider(helm: Path) -> None:
     ("settings", "needed"),
     [
         # The drain is capped by the flush timeout (uvicorn's graceful-shutdown timeout).
-        (["providers.sinch.enabled=true"], 5 + 30 + 30),
-        (["providers.sinch.enabled=true", "providers.sinch.deadline_seconds=60"], 5 + 30 + 30),
+        ([*open_providers("sinch")], 5 + 30 + 30),
+        ([*open_providers("sinch"), "providers.sinch.deadline_seconds=60"], 5 + 30 + 30),
         # Below the cap, a slow upload (read_timeout_seconds) counts as well as the deadline.
         (
             [
-                "providers.sinch.enabled=true",
+                *open_providers("sinch"),
                 "kafka.flush_timeout_seconds=60",
                 "providers.sinch.read_timeout_seconds=20",
             ],
@@ -306,8 +307,8 @@ def test_default_values_fit_an_enabled_provider(helm: Path) -> None:
         ),
         (
             [
-                "providers.sinch.enabled=true",
-                "providers.openmarket.enabled=true",
+                *open_providers("sinch"),
+                *open_providers("openmarket"),
                 "kafka.flush_timeout_seconds=60",
                 "providers.sinch.read_timeout_seconds=10",
                 "providers.openmarket.read_timeout_seconds=15",
@@ -436,8 +437,8 @@ def test_config_change_rolls_the_pods(helm: Path, default_render: Rendered) -> N
     # A value outside the config file does not roll the pods for nothing...
     assert _checksums(render(helm, *sets("replicaCount=5")))["checksum/config"] == base
     # ...a change of the config file does.
-    for change in ["providers.bandwidth-v2.enabled=true", "kafka.bootstrap_servers=other:9092"]:
-        assert _checksums(render(helm, *sets(change)))["checksum/config"] != base, change
+    for change in [open_providers("bandwidth-v2"), ["kafka.bootstrap_servers=other:9092"]]:
+        assert _checksums(render(helm, *sets(*change)))["checksum/config"] != base, change
 
 
 def test_secret_change_rolls_the_pods(helm: Path) -> None:
@@ -581,7 +582,7 @@ def test_references_the_pod_cannot_satisfy_are_refused(
 
 def test_references_satisfied_otherwise_are_accepted(helm: Path) -> None:
     token = (
-        "providers.sinch.enabled=true",
+        *open_providers("sinch"),
         "providers.sinch.auth.token.header=X-Token",
         "providers.sinch.auth.token.value.env=MMS_SINCH_TOKEN",
     )
@@ -658,7 +659,7 @@ def test_ingress_with_every_provider(helm: Path) -> None:
     rendered = render(
         helm,
         *sets("ingress.enabled=true", "providers.openmarket.path=/hooks/openmarket"),
-        *sets(*(f"providers.{name}.enabled=true" for name in PROVIDER_NAMES)),
+        *sets(*open_providers(*PROVIDER_NAMES)),
     )
     paths = _ingress_paths(rendered.one("Ingress"))
     assert {p for _, p, _ in paths} == {
@@ -682,7 +683,7 @@ def test_ingress_routes_the_token_segment_as_a_prefix(helm: Path, path: str | No
             "providers.openmarket.auth.token.in_path=true",
             "providers.openmarket.auth.token.value.env=MMS_OPENMARKET_TOKEN",
             "secretEnv.MMS_OPENMARKET_TOKEN=x",
-            "providers.sinch.enabled=true",
+            *open_providers("sinch"),
         ),
         *(sets(f"providers.openmarket.path={path}") if path else []),
     )
@@ -948,7 +949,30 @@ def test_notes_print_the_callback_urls(
     assert not any(value in notes for value in full_values["secretEnv"].values())
     assert "bandwidth-v1" not in notes.split("Health")[0]  # disabled: no URL
     assert "mms-registry-credentials at /etc/mms-connector-secrets/registry" in notes
-    notes = _notes(helm, tmp_path / "2", *sets("providers.sinch.enabled=true"))
+    notes = _notes(helm, tmp_path / "2", *sets(*open_providers("sinch")))
     assert f"http://mms-mms-connector.{NAMESPACE}.svc:80/callbacks/sinch" in notes
     notes = _notes(helm, tmp_path / "3")
     assert "no provider is enabled" in notes
+
+
+@pytest.mark.parametrize(
+    ("auth", "rendered"),
+    [
+        ([], None),
+        (["providers.sinch.auth.trusted_proxies[0]=10.0.0.0/8"], None),
+        (["providers.sinch.auth.unauthenticated=true"], {"unauthenticated": True}),
+        (
+            ["providers.sinch.auth.allow_cidrs[0]=203.0.113.0/24"],
+            {"allow_cidrs": ["203.0.113.0/24"]},
+        ),
+    ],
+)
+def test_a_provider_open_to_anyone_must_say_so(
+    helm: Path, auth: list[str], rendered: dict[str, object] | None
+) -> None:
+    args = sets("providers.sinch.enabled=true", *auth)
+    if rendered is None:
+        assert "set providers.sinch.auth.unauthenticated: true" in refused(helm, *args)
+    else:
+        config = yaml.safe_load(render(helm, *args).config_text)
+        assert config["providers"]["sinch"]["auth"] == rendered

@@ -198,6 +198,7 @@ def test_each_provider_renders_a_config_the_connector_loads(
         str(FULL_VALUES),
         *sets(
             f"providers.{name}.enabled=true",
+            f"providers.{name}.auth.unauthenticated=true",
             f"providers.{name}.topic=mms.{name}",
             f"providers.{name}.max_body_bytes=33554432",
             f"providers.{name}.default_country=GB",

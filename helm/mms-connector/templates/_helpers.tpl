@@ -110,6 +110,7 @@ token either by header or in the path. Secrets stay references ({env} / {file}).
 {{- end }}
 {{- with .allow_cidrs }}{{ $_ := set $out "allow_cidrs" . }}{{ end }}
 {{- with .trusted_proxies }}{{ $_ := set $out "trusted_proxies" . }}{{ end }}
+{{- if .unauthenticated }}{{ $_ := set $out "unauthenticated" true }}{{ end }}
 {{- toJson $out }}
 {{- end }}
 
@@ -191,6 +192,9 @@ providers:{{ if not $enabled }} {}{{ end }}
   {{ $name | toJson }}:
   {{- include "mms-connector.settings" (dict "settings" (omit $settings "auth") "indent" 4) }}
   {{- $auth := include "mms-connector.auth" ($settings.auth | default dict) | fromJson }}
+  {{- if not (or $auth.basic $auth.token $auth.allow_cidrs $auth.unauthenticated) }}
+  {{- fail (printf "providers.%s: enabled without auth.basic, auth.token or auth.allow_cidrs, so anyone could post callbacks; set providers.%s.auth.unauthenticated: true if that is meant" $name $name) }}
+  {{- end }}
   {{- if $auth }}
     auth:
     {{- include "mms-connector.settings" (dict "settings" $auth "indent" 6) }}
