@@ -35,9 +35,13 @@ MAX_FILENAME_BYTES = 255
 _DEFAULT_LIMITS = Limits()
 
 # orjson reads integers past 64 bits as floats (their digits lost); the standard library reads
-# them exactly. 19 digits may already be past -2**63.
-_LONG_INTEGER = re.compile(rb"\d{19}")
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# them exactly. 19 digits may already be past -2**63. Found as a run of 19 zeros once every
+# digit is a zero: 16 ms per 10 MB, where the regex \d{19} took 140 ms.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x78 for i in range(256))
+_LONG_INTEGER = b"0" * 19
+# Unrolled (runs of plain characters, then one escape): 60 ms per 10 MB string, where the
+# alternation per character took 1.2 s.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -51,7 +55,7 @@ def parse_json(
     members), nested at most `max_depth` deep; refused before parsing when over budget."""
     _check_json_budget(body, max_elements)
     try:
-        if _LONG_INTEGER.search(body):
+        if _LONG_INTEGER in body.translate(_DIGITS_AS_ZEROS):
             data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
             _refuse_lone_surrogates(data)
         else:
@@ -69,10 +73,15 @@ def parse_json(
 def _check_json_budget(body: bytes, max_elements: int) -> None:
     # Every value but the first of a container follows a comma, so brackets plus commas bound
     # the values parsing would build. Counted in C (~1 ms per MB); only a body over the budget
-    # pays for stripping its strings, whose commas and brackets are text.
+    # is looked at again, without its strings, whose commas and brackets are text. More
+    # strings than twice the budget (a key and a value each) are over it anyway: refused
+    # before stripping 2 million of them (0.6 s).
     if _element_count(body) <= max_elements:
         return
-    if _element_count(_JSON_STRING.sub(b"", body)) > max_elements:
+    if (
+        body.count(b'"') > 4 * max_elements
+        or _element_count(_JSON_STRING.sub(b"", body)) > max_elements
+    ):
         raise Refusal(
             "too_many_elements", f"JSON body over the {max_elements}-value budget", status=413
         )

@@ -195,6 +195,10 @@ def _refuse_doctype(*_: object) -> None:
     )
 
 
+# Sinch's element names are a few words long; nothing real comes near this.
+MAX_NAME_CHARS = 128
+
+
 class _PostbackBuilder:
     """Expat handlers: the document as the JSON API would send it, matched on local names.
 
@@ -225,6 +229,10 @@ class _PostbackBuilder:
         if depth >= MAX_JSON_DEPTH:
             raise Refusal("xml_too_deep", f"XML nesting deeper than {MAX_JSON_DEPTH} levels")
         name = _local(tag)
+        if len(name) > MAX_NAME_CHARS or any(len(_local(key)) > MAX_NAME_CHARS for key in attrib):
+            # Each name becomes an attribute key: 9,500 names of 1,000 characters took 350 ms
+            # to parse, flatten and encode before the record was found too large.
+            raise Refusal("name_too_long", f"an XML name over {MAX_NAME_CHARS} characters", 413)
         if name == "file" and depth == 2 and self._open[1][0] == "content":
             self._files += 1
             if self._files > self._max_media:

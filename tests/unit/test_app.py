@@ -8,6 +8,7 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
+from connector import app as app_module
 from connector.app import create_app
 from connector.config import Config, ConfigError
 
@@ -64,8 +65,20 @@ def test_missing_secret_stops_the_app_naming_the_key() -> None:
         create_app(config, env={})
 
 
-def test_an_unexpected_failure_is_a_json_500_without_traceback(caplog) -> None:
-    # Without the lifespan there is no codec: the handler's own bug path, not the provider's.
+def test_served_before_start_up_a_callback_is_503_starting() -> None:
+    app = client({"bandwidth-v2": {"enabled": True}})
+    reply = app.post("/callbacks/bandwidth-v2", content=b"[]")
+    assert (reply.status_code, reply.json()["error"]) == (503, "starting")
+    assert reply.headers["retry-after"] == "5"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug(_raw: object) -> dict[str, str]:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(app_module, "_headers", bug)
     app = client({"bandwidth-v2": {"enabled": True}})
     body = b'[{"type":"message-received","message":{"id":"1","owner":"+19195550002"}}]'
     reply = app.post("/callbacks/bandwidth-v2", content=body)

@@ -295,3 +295,22 @@ def test_refusal_details_are_cut() -> None:
     assert info.value.code == "unknown_event_type"
     assert len(info.value.detail) < 400
     assert sys.getsizeof(str(info.value)) < 1000
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b"<postback><" + b"n" * 129 + b">x</" + b"n" * 129 + b"></postback>",
+        b"<postback><to a" + b"n" * 129 + b'="1">28444</to></postback>',
+    ],
+)
+def test_long_xml_names_are_refused_at_the_first(xml: bytes) -> None:
+    with pytest.raises(Refusal) as info:
+        translate("sinch", xml, {"Content-Type": "application/xml"}, TranslateContext())
+    assert (info.value.code, info.value.status) == ("name_too_long", 413)
+
+
+def test_more_strings_than_the_budget_allows_are_refused_unstripped() -> None:
+    with pytest.raises(Refusal) as info:
+        parse_json(b'{"a":' * 30_000 + b"1" + b"}" * 30_000, max_elements=10_000)
+    assert info.value.code == "too_many_elements"

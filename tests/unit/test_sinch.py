@@ -548,13 +548,13 @@ def test_distinct_element_names_do_not_accumulate_across_callbacks() -> None:
     # lxml (b25f525) kept every element name in a per-thread dictionary that is never freed:
     # these 300 callbacks grew RSS by ~140 MB, and after 545 of them every later postback was
     # refused as invalid_xml. An expat parser, and the names it read, last one document.
-    pad = "n" * 10_000
+    pad = "n" * 115  # names of ~125 characters, under MAX_NAME_CHARS
     before = rss_bytes()
     for i in range(300):
-        # 40 names of 10 KB, never seen before: 400 KB per callback, 120 MB in all.
-        [event] = translate(postback(*(f"<x{i}_{j}{pad}/>" for j in range(40))), XML)
-        assert len(event.attributes) == 41  # the 40 names and origin
-    assert rss_bytes() - before < 32 * 2**20
+        # 1,000 names never seen before: 125 KB per callback, 37 MB in all.
+        [event] = translate(postback(*(f"<x{i}_{j}{pad}/>" for j in range(1000))), XML)
+        assert len(event.attributes) == 1001  # the 1,000 names and origin
+    assert rss_bytes() - before < 16 * 2**20
     # Postbacks naming elements never seen before still parse.
     [event] = translate(payload("sinch", "mms_mo_namespaced.xml"), XML)
     assert event.attributes["carrier.mcc"] == "310"
