@@ -41,9 +41,10 @@ def record(
 
     A body too large for a Kafka message goes to the media store; the letter points to it.
     """
-    body, body_uri = callback.body, None
+    body, body_uri, digest = callback.body, None, None
     if store is not None and inline_max_bytes is not None and len(body) > inline_max_bytes:
-        body, body_uri = b"", store.store(body, callback.content_type or None, None).uri
+        stored = store.store(body, callback.content_type or None, None)
+        body, body_uri, digest = b"", stored.uri, stored.sha256  # hashed once, by the store
     return {
         "provider": provider,
         "route": route,
@@ -53,7 +54,7 @@ def record(
         "headers": {k: v for k, v in callback.headers.items() if k in KEPT_HEADERS},
         "body": body,
         "body_uri": body_uri,
-        "body_sha256": hashlib.sha256(callback.body).hexdigest(),
+        "body_sha256": digest or hashlib.sha256(callback.body).hexdigest(),
     }
 
 

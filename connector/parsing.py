@@ -53,7 +53,8 @@ def parse_json(
 ) -> Any:
     """JSON within a budget: at most `max_elements` values (containers and list items or object
     members), nested at most `max_depth` deep; refused before parsing when over budget."""
-    _check_json_budget(body, max_elements)
+    brackets = body.count(b"{") + body.count(b"[")
+    _check_json_budget(body, brackets, max_elements)
     try:
         if _LONG_INTEGER in body.translate(_DIGITS_AS_ZEROS):
             data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
@@ -64,19 +65,18 @@ def parse_json(
         raise Refusal("invalid_json", f"body is not valid JSON: {exc}") from None
     # Nesting cannot be deeper than the number of opening brackets: counting them (in C) spares
     # the walk for nearly every real callback.
-    brackets = body.count(b"{") + body.count(b"[")
     if brackets > max_depth and _depth(data) > max_depth:
         raise Refusal("json_too_deep", f"JSON nesting deeper than {max_depth} levels")
     return data
 
 
-def _check_json_budget(body: bytes, max_elements: int) -> None:
+def _check_json_budget(body: bytes, brackets: int, max_elements: int) -> None:
     # Every value but the first of a container follows a comma, so brackets plus commas bound
     # the values parsing would build. Counted in C (~1 ms per MB); only a body over the budget
     # is looked at again, without its strings, whose commas and brackets are text. More
     # strings than twice the budget (a key and a value each) are over it anyway: refused
     # before stripping 2 million of them (0.6 s).
-    if _element_count(body) <= max_elements:
+    if brackets + body.count(b",") <= max_elements:
         return
     if (
         body.count(b'"') > 4 * max_elements
