@@ -73,22 +73,26 @@ def parse_json(
 def _check_json_budget(body: bytes, brackets: int, max_elements: int) -> None:
     # Every value but the first of a container follows a comma, so brackets plus commas bound
     # the values parsing would build. Counted in C (~1 ms per MB); only a body over the budget
-    # is looked at again, without its strings, whose commas and brackets are text. More
-    # strings than twice the budget (a key and a value each) are over it anyway: refused
-    # before stripping 2 million of them (0.6 s).
-    if brackets + body.count(b",") <= max_elements:
+    # is looked at again, for the commas and brackets inside its strings, which are text.
+    # More strings than twice the budget (a key and a value each) are over it anyway: refused
+    # before looking into 2 million of them (0.6 s).
+    count = brackets + body.count(b",")
+    if count <= max_elements:
         return
-    if (
-        body.count(b'"') > 4 * max_elements
-        or _element_count(_JSON_STRING.sub(b"", body)) > max_elements
-    ):
+    if body.count(b'"') > 4 * max_elements or count - _count_in_strings(body) > max_elements:
         raise Refusal(
             "too_many_elements", f"JSON body over the {max_elements}-value budget", status=413
         )
 
 
-def _element_count(body: bytes) -> int:
-    return body.count(b"{") + body.count(b"[") + body.count(b",")
+def _count_in_strings(body: bytes) -> int:
+    # Summed string by string (at most 4 x the budget of them): 6 ms over 10 MB, where
+    # removing the strings first copied the body (40 ms).
+    total = 0
+    for match in _JSON_STRING.finditer(body):
+        text = match.group()
+        total += text.count(b"{") + text.count(b"[") + text.count(b",")
+    return total
 
 
 def _no_constant(name: str) -> Any:
