@@ -284,6 +284,7 @@ def media_from_urls(
     Only http(s) URLs become media: a `file:`, `data:` or `javascript:` URI (or one that looks
     like our media store's) is no provider's media host. Such a URI is kept in attributes with
     a code, so nothing is lost. File names are made safe; the name as sent stays in attributes.
+    Their status is `provider`: the content is still at the provider (the mirror fetches it).
     """
     if len(urls) > max_media:
         raise Refusal(
@@ -301,7 +302,7 @@ def media_from_urls(
         name = safe_filename(raw_name)
         if raw_name and name != raw_name:
             attributes[f"media.{i}.filename"] = raw_name
-        media.append(Media(uri=uri, filename=name))
+        media.append(Media(uri=uri, filename=name, status="provider"))
     return media
 
 

@@ -26,13 +26,22 @@ def event_id(provider: str, *identity: object) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{provider}\x1e{parts}"))
 
 
+MediaStatus = Literal["stored", "provider", "unavailable"]
+
+
 @dataclass(frozen=True, slots=True)
 class Media:
+    """One attachment, as schema v2's Media record names its fields (their docs are there)."""
+
     uri: str
     content_type: str | None = None
     size: int | None = None
     sha256: str | None = None
     filename: str | None = None
+    source_uri: str | None = None
+    url: str | None = None
+    status: MediaStatus | None = None
+    reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +92,10 @@ class MmsEvent:
                     "size": m.size,
                     "sha256": m.sha256,
                     "filename": m.filename,
+                    "source_uri": m.source_uri,
+                    "url": m.url,
+                    "status": m.status,
+                    "reason": m.reason,
                 }
                 for m in self.media
             ],

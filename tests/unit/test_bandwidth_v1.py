@@ -56,6 +56,10 @@ def test_inbound_mms_every_field() -> None:
                 "size": None,
                 "sha256": None,
                 "filename": "m-dr4mcch2wfb6frcls677glq-1.jpg",
+                "source_uri": None,
+                "url": None,
+                "status": "provider",
+                "reason": None,
             },
             {
                 "uri": f"{CATAPULT}/media/m-dr4mcch2wfb6frcls677glq-2.smil",
@@ -63,6 +67,10 @@ def test_inbound_mms_every_field() -> None:
                 "size": None,
                 "sha256": None,
                 "filename": "m-dr4mcch2wfb6frcls677glq-2.smil",
+                "source_uri": None,
+                "url": None,
+                "status": "provider",
+                "reason": None,
             },
         ],
         "provider_message_id": "m-dr4mcch2wfb6frcls677glq",
@@ -227,7 +235,9 @@ def test_default_country_makes_bare_national_numbers_e164() -> None:
 def test_twenty_media() -> None:
     urls = [f"{CATAPULT}/media/m-x-{i}.jpg" for i in range(20)]
     [event] = translate(variant("inbound_mms.json", {"media": urls}))
-    assert event.media == [Media(u, filename=f"m-x-{i}.jpg") for i, u in enumerate(urls)]
+    assert event.media == [
+        Media(u, filename=f"m-x-{i}.jpg", status="provider") for i, u in enumerate(urls)
+    ]
 
 
 UGLY = [

@@ -43,6 +43,10 @@ INBOUND_MMS_RECORD = {
             "size": None,
             "sha256": None,
             "filename": "IMG_4021.jpg",
+            "source_uri": None,
+            "url": None,
+            "status": "provider",
+            "reason": None,
         },
         {
             "uri": "https://messaging.bandwidth.com/api/v2/users/5559876/media/"
@@ -51,6 +55,10 @@ INBOUND_MMS_RECORD = {
             "size": None,
             "sha256": None,
             "filename": "smil.xml",
+            "source_uri": None,
+            "url": None,
+            "status": "provider",
+            "reason": None,
         },
     ],
     "provider_message_id": "1710428966534ia3vkyfcpd4bf7sk",
@@ -144,7 +152,11 @@ def test_failed_event_keeps_carrier_and_not_description_twice() -> None:
 def test_sending_event_from_the_docs() -> None:
     [event] = translate(payload("bandwidth_v2", "message_sending.json"))
     assert event.media == [
-        Media("https://s3.amazonaws.com/tpensyl/catapult.jpg", filename="catapult.jpg")
+        Media(
+            "https://s3.amazonaws.com/tpensyl/catapult.jpg",
+            filename="catapult.jpg",
+            status="provider",
+        )
     ]
     assert (event.tag, event.segment_count) == ("v2 lab", 1)
     assert event.occurred_at == datetime(2020, 6, 25, 18, 42, 36, 979000, tzinfo=UTC)

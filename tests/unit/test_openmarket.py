@@ -57,6 +57,10 @@ def stored(
         "size": len(content),
         "sha256": digest,
         "filename": filename,
+        "source_uri": None,
+        "url": None,
+        "status": "stored",
+        "reason": None,
     }
 
 

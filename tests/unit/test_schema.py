@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import fastavro
 import pytest
@@ -33,16 +34,84 @@ def test_every_field_is_documented(name: str) -> None:
     assert [f["name"] for f in schema["fields"] if not f.get("doc")] == []
 
 
-@pytest.mark.parametrize("older", [v for v in VERSIONS if v < max(VERSIONS)] or [None])
-def test_newest_reads_what_older_versions_wrote(older: int | None) -> None:
-    if older is None:
-        pytest.skip("only one schema version so far")
-    writer = fastavro.parse_schema(json.loads(VERSIONS[older].read_text()))
-    reader = fastavro.parse_schema(json.loads(current_schema()))
+OLDER = [v for v in VERSIONS if v < max(VERSIONS)]
+
+
+def test_there_are_older_versions_to_check() -> None:
+    # v2 exists: the compatibility checks below must run, not skip on an empty list.
+    assert OLDER
+
+
+def parsed(version: int) -> Any:
+    return fastavro.parse_schema(json.loads(VERSIONS[version].read_text()))
+
+
+def resolve(record: dict[str, Any], writer: Any, reader: Any) -> dict[str, Any]:
     buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, writer, full_event().to_avro())
+    fastavro.schemaless_writer(buf, writer, record)
     buf.seek(0)
-    assert fastavro.schemaless_reader(buf, writer, reader)["event_id"] == "e"
+    return fastavro.schemaless_reader(buf, writer, reader)
+
+
+def media_items(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Media record's fields."""
+    [media] = [f for f in schema["fields"] if f["name"] == "media"]
+    return media["type"]["items"]["fields"]
+
+
+def media_fields(schema: dict[str, Any]) -> list[str]:
+    return [f["name"] for f in media_items(schema)]
+
+
+def projected(record: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The record as a reader of `schema` sees it: its fields only, each at its default where
+    the record has none (media entries alike: every media field added so far defaults to null).
+    """
+    out = {f["name"]: record.get(f["name"], f.get("default")) for f in schema["fields"]}
+    out["media"] = [{k: m.get(k) for k in media_fields(schema)} for m in record["media"]]
+    return out
+
+
+@pytest.mark.parametrize("older", OLDER)
+def test_newest_reads_what_older_versions_wrote(older: int) -> None:
+    """BACKWARD: what older producers wrote (still on the topic) decodes in the newest schema,
+    the fields they did not have at their defaults."""
+    old, new = (json.loads(VERSIONS[v].read_text()) for v in (older, max(VERSIONS)))
+    written = projected(full_event().to_avro(), old)
+    read = resolve(written, parsed(older), parsed(max(VERSIONS)))
+    assert read == projected(written, new)
+    assert read["media"][0]["status"] is None
+
+
+@pytest.mark.parametrize("older", OLDER)
+def test_older_readers_read_what_newest_writes(older: int) -> None:
+    """Consumers still on an older schema keep working: Avro resolution skips the new fields."""
+    record = full_event().to_avro()
+    read = resolve(record, parsed(max(VERSIONS)), parsed(older))
+    assert read == projected(record, json.loads(VERSIONS[older].read_text()))
+
+
+def test_v2_media_gain_mirroring_fields_with_null_defaults() -> None:
+    v1, v2 = (json.loads(VERSIONS[v].read_text()) for v in (1, 2))
+    kept, added = media_items(v2)[: len(media_items(v1))], media_items(v2)[len(media_items(v1)) :]
+    # v1's fields as they were: only docs were added to them.
+    assert [without_doc(f) for f in kept] == [without_doc(f) for f in media_items(v1)]
+    assert [(f["name"], f["type"], f["default"]) for f in added] == [
+        ("source_uri", ["null", "string"], None),
+        ("url", ["null", "string"], None),
+        ("status", ["null", "string"], None),
+        ("reason", ["null", "string"], None),
+    ]
+    # The record's full name is its identity for readers: a new namespace would not resolve.
+    assert (v2["namespace"], v2["name"]) == (v1["namespace"], v1["name"])
+
+
+def without_doc(field: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in field.items() if k != "doc"}
+
+
+def test_every_media_field_is_documented() -> None:
+    assert [f["name"] for f in media_items(json.loads(current_schema())) if not f.get("doc")] == []
 
 
 def full_event() -> MmsEvent:
@@ -59,7 +128,20 @@ def full_event() -> MmsEvent:
         bcc=["+19195550002"],
         text="hi",
         subject="s",
-        media=[Media("file:///x", "image/png", 10, "ab" * 32, "x.png")],
+        media=[
+            Media(
+                "s3://mms-media/ab/" + "ab" * 32,
+                "image/png",
+                10,
+                "ab" * 32,
+                "x.png",
+                source_uri="https://media.example/x.png",
+                url="https://cdn.example/ab/" + "ab" * 32,
+                status="stored",
+                reason=None,
+            ),
+            Media("https://media.example/y", status="unavailable", reason="http_404"),
+        ],
         provider_message_id="m",
         application_id="a",
         tag="t",
@@ -82,4 +164,7 @@ def test_a_full_record_round_trips_through_avro() -> None:
 
 def test_to_avro_writes_exactly_the_schema_fields() -> None:
     schema = json.loads(current_schema())
-    assert list(full_event().to_avro()) == [f["name"] for f in schema["fields"]]
+    record = full_event().to_avro()
+    assert list(record) == [f["name"] for f in schema["fields"]]
+    media = full_event().media
+    assert record["media"] == [{k: getattr(m, k) for k in media_fields(schema)} for m in media]

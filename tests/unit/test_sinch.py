@@ -63,6 +63,10 @@ def test_mms_mo_xml_every_field() -> None:
                 "size": None,
                 "sha256": None,
                 "filename": name,
+                "source_uri": None,
+                "url": None,
+                "status": "provider",
+                "reason": None,
             }
             for name in ("IMG_0417.jpg", "text_0.txt", "smil.xml")
         ],
@@ -120,6 +124,10 @@ FILES = [
                     "size": None,
                     "sha256": None,
                     "filename": n,
+                    "source_uri": None,
+                    "url": None,
+                    "status": "provider",
+                    "reason": None,
                 }
                 for n in ("beach.jpg", "clip.3gp")
             ],
@@ -204,8 +212,12 @@ def test_payload_files(name: str, headers: dict[str, str], expected: dict[str, o
 def test_namespaced_xml_with_cdata_comments_and_whitespace() -> None:
     [event] = translate(payload("sinch", "mms_mo_namespaced.xml"), XML)
     assert event.media == [
-        Media(f"{CONTENT}/MMS_MO_7fQk2LzX/pizza.jpg", filename="pizza.jpg"),
-        Media(f"{CONTENT}/MMS_MO_7fQk2LzX/text_0.txt?sig=a1&exp=171", filename="text_0.txt"),
+        Media(f"{CONTENT}/MMS_MO_7fQk2LzX/pizza.jpg", filename="pizza.jpg", status="provider"),
+        Media(
+            f"{CONTENT}/MMS_MO_7fQk2LzX/text_0.txt?sig=a1&exp=171",
+            filename="text_0.txt",
+            status="provider",
+        ),
     ]
 
 
@@ -256,7 +268,7 @@ def test_twenty_files_in_either_form() -> None:
     files = "".join(f"<file>{u}</file>" for u in urls)
     [from_xml] = translate(postback(f"<content>{files}</content>"), XML)
     [from_json] = translate(mo_json(content=[{"file": u} for u in urls]), JSON)
-    want = [Media(u, filename=f"part{i:02}.jpg") for i, u in enumerate(urls)]
+    want = [Media(u, filename=f"part{i:02}.jpg", status="provider") for i, u in enumerate(urls)]
     assert from_xml.media == from_json.media == want
 
 
@@ -279,7 +291,7 @@ UGLY = [
     pytest.param(
         postback("<content><file/><file>  </file><file>https://x.example/a.gif</file></content>"),
         XML,
-        {"media": [Media("https://x.example/a.gif", filename="a.gif")]},
+        {"media": [Media("https://x.example/a.gif", filename="a.gif", status="provider")]},
         id="empty file elements are skipped",
     ),
     pytest.param(
@@ -288,7 +300,7 @@ UGLY = [
         ),
         XML,
         {
-            "media": [Media("https://x.example/b.png", filename="b.png")],
+            "media": [Media("https://x.example/b.png", filename="b.png", status="provider")],
             "attributes": {"content.0.@type": "image/png", "content.0.@size": "812"},
         },
         id="XML attributes on a file are kept",
@@ -358,7 +370,7 @@ UGLY = [
         mo_json(content=[{"file": "https://x.example/c.mp4", "content-type": "video/mp4"}]),
         JSON,
         {
-            "media": [Media("https://x.example/c.mp4", filename="c.mp4")],
+            "media": [Media("https://x.example/c.mp4", filename="c.mp4", status="provider")],
             "attributes": {"content.0.content-type": "video/mp4"},
         },
         id="extra keys on a JSON file are kept",

@@ -8,6 +8,7 @@ about an MT we sent and names no phone number. OpenMarket wants 200 with an empt
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from connector.callback import (
@@ -229,10 +230,11 @@ def _store(part: Part, index: int, attributes: dict[str, str], ctx: TranslateCon
     if raw_name and name != raw_name:
         attributes[f"media.{index}.filename"] = raw_name
     try:
-        return ctx.media_store.store(part.content, part.media_type, name)
+        stored = ctx.media_store.store(part.content, part.media_type, name)
     except OSError as exc:
         # Ours, not the provider's: a 503 makes OpenMarket retry once the disk is back.
         raise Refusal("media_store_failed", f"storing a part failed: {exc}", status=503) from None
+    return replace(stored, status="stored")
 
 
 def empty_200(_outcome: object) -> Reply:
