@@ -1,14 +1,16 @@
-"""Session fixtures for the real Kafka broker and schema registry.
+"""Session fixtures for the real Kafka broker, schema registry and S3 server.
 
 Where they come from, in order:
-1. External endpoints: MMS_TEST_KAFKA_BOOTSTRAP_SERVERS and MMS_TEST_SCHEMA_REGISTRY_URL.
-2. The project's local stack (Kafka and Apicurio from Maven Central), started here if it is not
-   already up and stopped at the end if this session started it.
+1. External endpoints: MMS_TEST_KAFKA_BOOTSTRAP_SERVERS and MMS_TEST_SCHEMA_REGISTRY_URL;
+   for S3, MMS_TEST_S3_ENDPOINT_URL (with _ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _BUCKET).
+2. The project's local stack (Kafka, Apicurio and S3Proxy from Maven Central), started here if
+   it is not already up and stopped at the end if this session started it.
 3. Testcontainers, when a Docker engine answers and Java/Maven are missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import uuid
@@ -23,6 +25,8 @@ from connector.devstack import Endpoints
 from tests.live import Record, config_for, read_topic
 
 REPO = Path(__file__).resolve().parents[1]
+# One bucket for every test; each test isolates its objects by a unique key prefix.
+S3_TEST_BUCKET = "mms-test"
 
 
 @pytest.fixture(scope="session")
@@ -72,16 +76,57 @@ def _containers() -> Iterator[Endpoints]:
     from testcontainers.core.waiting_utils import wait_for_logs
     from testcontainers.kafka import KafkaContainer
 
+    from connector.devstack import s3proxy
+
+    # The same S3Proxy release as the local stack; its image defaults to the filesystem
+    # backend under /data (a bucket is a directory) on port 80.
+    s3_image = DockerContainer("andrewgaul/s3proxy:s3proxy-2.9.0").with_exposed_ports(80)
+    s3_image = s3_image.with_env("S3PROXY_AUTHORIZATION", "aws-v2-or-v4")
+    s3_image = s3_image.with_env("S3PROXY_IDENTITY", s3proxy.ACCESS_KEY_ID)
+    s3_image = s3_image.with_env("S3PROXY_CREDENTIAL", s3proxy.SECRET_ACCESS_KEY)
     with (
         KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
         DockerContainer("apicurio/apicurio-registry:3.3.3").with_exposed_ports(8080) as registry,
+        s3_image as s3_server,
     ):
         wait_for_logs(registry, "started in", timeout=120)
+        wait_for_logs(s3_server, "Started Server", timeout=60)
+        s3_server.exec(["mkdir", "-p", *(f"/data/{bucket}" for bucket in s3proxy.BUCKETS)])
         url = (
             f"http://{registry.get_container_host_ip()}:"
             f"{registry.get_exposed_port(8080)}/apis/ccompat/v7"
         )
-        yield Endpoints(kafka.get_bootstrap_server(), url)
+        yield Endpoints(
+            kafka.get_bootstrap_server(),
+            url,
+            s3_endpoint_url=(
+                f"http://{s3_server.get_container_host_ip()}:{s3_server.get_exposed_port(80)}"
+            ),
+            s3_access_key_id=s3proxy.ACCESS_KEY_ID,
+            s3_secret_access_key=s3proxy.SECRET_ACCESS_KEY,
+            s3_bucket=s3proxy.DEV_BUCKET,
+        )
+
+
+@pytest.fixture(scope="session")
+def s3(endpoints: Endpoints) -> Endpoints:
+    """`endpoints` whose s3_* fields name the tests' S3 server and the bucket `mms-test`.
+
+    MMS_TEST_S3_ENDPOINT_URL (with MMS_TEST_S3_ACCESS_KEY_ID, MMS_TEST_S3_SECRET_ACCESS_KEY,
+    MMS_TEST_S3_BUCKET) names an external server; else the local stack's S3Proxy (or the
+    container's). Keys absent from the environment: None (the client's default chain).
+    """
+    if url := os.environ.get("MMS_TEST_S3_ENDPOINT_URL"):
+        return dataclasses.replace(
+            endpoints,
+            s3_endpoint_url=url,
+            s3_access_key_id=os.environ.get("MMS_TEST_S3_ACCESS_KEY_ID"),
+            s3_secret_access_key=os.environ.get("MMS_TEST_S3_SECRET_ACCESS_KEY"),
+            s3_bucket=os.environ.get("MMS_TEST_S3_BUCKET", S3_TEST_BUCKET),
+        )
+    if endpoints.s3_endpoint_url is None:
+        pytest.skip("no S3 server: set MMS_TEST_S3_ENDPOINT_URL or use the local stack")
+    return dataclasses.replace(endpoints, s3_bucket=S3_TEST_BUCKET)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Local Apache Kafka (KRaft) and Apicurio schema registry for development and tests.
+"""Local Apache Kafka (KRaft), Apicurio schema registry and S3Proxy for development and tests.
 
 Fetched from Maven Central with `mvn` into a shared cache, run as detached JVMs on
 loopback ports; `python -m connector.devstack up|down|status|fetch`.
@@ -12,8 +12,10 @@ from connector.devstack.stack import (
     down,
     restart_kafka,
     start_kafka,
+    start_s3,
     status,
     stop_kafka,
+    stop_s3,
     up,
 )
 
@@ -26,7 +28,9 @@ __all__ = [
     "main",
     "restart_kafka",
     "start_kafka",
+    "start_s3",
     "status",
     "stop_kafka",
+    "stop_s3",
     "up",
 ]

@@ -13,16 +13,31 @@ from connector.devstack.fetching import fetch
 from connector.devstack.stack import Endpoints, down, status, up
 
 
+def endpoint_lines(endpoints: Endpoints) -> list[str]:
+    """`NAME=value` shell assignments for every endpoint the stack has."""
+    values = {
+        "KAFKA_BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": endpoints.registry_url,
+        "S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
+        "S3_BUCKET": endpoints.s3_bucket,
+        # The local S3Proxy's fixed loopback-only credentials (devstack/s3proxy.py), printed
+        # so `eval` hands them to a client; no real secret ever reaches these fields.
+        "S3_ACCESS_KEY_ID": endpoints.s3_access_key_id,
+        "S3_SECRET_ACCESS_KEY": endpoints.s3_secret_access_key,
+    }
+    return [f"{name}={shlex.quote(value)}" for name, value in values.items() if value is not None]
+
+
 def _print_endpoints(endpoints: Endpoints) -> None:
     # Only these lines go to stdout, so `eval "$(... up)"` works; logs go to stderr.
-    print(f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(endpoints.bootstrap_servers)}")
-    print(f"SCHEMA_REGISTRY_URL={shlex.quote(endpoints.registry_url)}")
+    for line in endpoint_lines(endpoints):
+        print(line)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m connector.devstack") -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Local single-node Kafka and Apicurio schema registry (Confluent API).",
+        description="Local single-node Kafka, Apicurio registry (Confluent API) and S3Proxy.",
     )
     parser.add_argument(
         "--home",
@@ -32,7 +47,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m connector.
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start (if needed) and print the endpoints")
     up_parser.add_argument("--timeout", type=float, default=180, help="seconds (default 180)")
-    commands.add_parser("down", help="stop both services")
+    commands.add_parser("down", help="stop every service")
     commands.add_parser("status", help="print the endpoints; exit 1 if not running")
     fetch_parser = commands.add_parser("fetch", help="only download into the cache")
     fetch_parser.add_argument(

@@ -1,4 +1,4 @@
-"""Downloading Kafka jars and Apicurio Registry from Maven Central into a shared cache."""
+"""Downloading Kafka jars, Apicurio Registry and S3Proxy from Maven Central into a shared cache."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +18,9 @@ log = logging.getLogger("connector.devstack")
 
 REGISTRY_VERSION = "3.3.3"
 REGISTRY_ARTIFACT = f"io.apicurio:apicurio-registry-app:{REGISTRY_VERSION}:tar.gz:all"
+S3PROXY_VERSION = "2.9.0"
+# One self-contained jar (40 MB, Java 17 bytecode); the filesystem backend needs nothing else.
+S3PROXY_ARTIFACT = f"org.gaul:s3proxy:{S3PROXY_VERSION}:jar:jar-with-dependencies"
 
 # Written last, so a directory without it is an interrupted download and is redone.
 COMPLETE_MARKER = ".complete"
@@ -47,6 +50,14 @@ def kafka_libs(cache: Path) -> Path:
 
 def registry_dir(cache: Path) -> Path:
     return cache / f"apicurio-registry-{REGISTRY_VERSION}"
+
+
+def s3proxy_dir(cache: Path) -> Path:
+    return cache / f"s3proxy-{S3PROXY_VERSION}"
+
+
+def s3proxy_jar(cache: Path) -> Path:
+    return s3proxy_dir(cache) / f"s3proxy-{S3PROXY_VERSION}-jar-with-dependencies.jar"
 
 
 def is_complete(directory: Path) -> bool:
@@ -103,11 +114,13 @@ def _fetch_kafka(cache: Path) -> None:
     (target / COMPLETE_MARKER).touch()
 
 
-def _fetch_registry(cache: Path) -> None:
-    target = registry_dir(cache)
+def _fetch_artifact(
+    cache: Path, target: Path, artifact: str, install: Callable[[Path], None]
+) -> None:
+    """Copy `artifact` with Maven into a fresh download dir, `install` it from there to target."""
     if is_complete(target):
         return
-    log.info("fetching Apicurio Registry %s into %s", REGISTRY_VERSION, target)
+    log.info("fetching %s into %s", artifact, target)
     download = cache / f"{target.name}.download"
     shutil.rmtree(target, ignore_errors=True)
     shutil.rmtree(download, ignore_errors=True)
@@ -115,23 +128,46 @@ def _fetch_registry(cache: Path) -> None:
     try:
         # cwd is the empty download dir so Maven never picks up some unrelated pom.xml.
         _mvn(
-            ["dependency:copy", f"-Dartifact={REGISTRY_ARTIFACT}", f"-DoutputDirectory={download}"],
+            ["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={download}"],
             cwd=download,
         )
-        (archive,) = download.glob("*.tar.gz")
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+        install(download)
     finally:
-        # The archive stays in ~/.m2 anyway; no need to keep a second 158 MB copy.
+        # The artifact stays in ~/.m2 anyway; no need to keep a second copy (158 MB registry).
         shutil.rmtree(download, ignore_errors=True)
-    if not (target / "quarkus-run.jar").is_file():
-        raise RuntimeError(f"{REGISTRY_ARTIFACT} did not contain quarkus-run.jar")
     (target / COMPLETE_MARKER).touch()
 
 
+def _fetch_registry(cache: Path) -> None:
+    target = registry_dir(cache)
+
+    def install(download: Path) -> None:
+        (archive,) = download.glob("*.tar.gz")
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        if not (target / "quarkus-run.jar").is_file():
+            raise RuntimeError(f"{REGISTRY_ARTIFACT} did not contain quarkus-run.jar")
+
+    _fetch_artifact(cache, target, REGISTRY_ARTIFACT, install)
+
+
+def _fetch_s3proxy(cache: Path) -> None:
+    jar = s3proxy_jar(cache)
+
+    def install(download: Path) -> None:
+        copied = download / jar.name
+        if not copied.is_file():
+            raise RuntimeError(f"Maven did not copy {S3PROXY_ARTIFACT} as {jar.name}")
+        jar.parent.mkdir(parents=True)
+        copied.rename(jar)
+
+    _fetch_artifact(cache, s3proxy_dir(cache), S3PROXY_ARTIFACT, install)
+
+
 def fetch(cache: Path | None = None) -> None:
-    """Download (once) the Kafka jars and Apicurio Registry into `cache`."""
+    """Download (once) the Kafka jars, Apicurio Registry and S3Proxy into `cache`."""
     cache = default_cache() if cache is None else cache.expanduser().resolve()
     with file_lock(cache / ".lock"):
         _fetch_kafka(cache)
         _fetch_registry(cache)
+        _fetch_s3proxy(cache)

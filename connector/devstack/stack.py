@@ -1,4 +1,4 @@
-"""Starting, checking and stopping the local Kafka broker and schema registry."""
+"""Starting, checking and stopping the local Kafka broker, schema registry and S3 server."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -25,12 +25,14 @@ from string import Template
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from connector.devstack import s3proxy
 from connector.devstack.fetching import (
     default_cache,
     fetch,
     file_lock,
     kafka_libs,
     registry_dir,
+    s3proxy_jar,
 )
 from connector.devstack.java import find_java
 
@@ -40,6 +42,7 @@ HOST = "127.0.0.1"
 CCOMPAT_PATH = "/apis/ccompat/v7"
 KAFKA_LOG = "kafka.log"
 REGISTRY_LOG = "registry.log"
+S3_LOG = "s3proxy.log"
 STATE_FILE = "state.json"
 STOP_GRACE_S = 20.0
 HEAP = "-Xmx512m"
@@ -49,6 +52,10 @@ HEAP = "-Xmx512m"
 class Endpoints:
     bootstrap_servers: str  # "127.0.0.1:PORT"
     registry_url: str  # "http://127.0.0.1:PORT/apis/ccompat/v7"
+    s3_endpoint_url: str | None = None  # "http://127.0.0.1:PORT" (path-style addressing)
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_bucket: str | None = None
 
 
 @dataclass
@@ -60,11 +67,23 @@ class State:
     registry_port: int
     kafka_pid: int | None = None
     registry_pid: int | None = None
+    # None in a state.json written before the stack had S3: `up` then starts only S3Proxy.
+    s3_port: int | None = None
+    s3_pid: int | None = None
 
     def endpoints(self) -> Endpoints:
-        return Endpoints(
+        kafka_and_registry = Endpoints(
             bootstrap_servers=f"{HOST}:{self.kafka_port}",
             registry_url=f"http://{HOST}:{self.registry_port}{CCOMPAT_PATH}",
+        )
+        if self.s3_port is None:
+            return kafka_and_registry
+        return replace(
+            kafka_and_registry,
+            s3_endpoint_url=f"http://{HOST}:{self.s3_port}",
+            s3_access_key_id=s3proxy.ACCESS_KEY_ID,
+            s3_secret_access_key=s3proxy.SECRET_ACCESS_KEY,
+            s3_bucket=s3proxy.DEV_BUCKET,
         )
 
 
@@ -116,8 +135,8 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def _reuse_or_new(port: int) -> int:
-    return port if _bindable(port) else free_ports(1)[0]
+def _reuse_or_new(port: int | None) -> int:
+    return port if port is not None and _bindable(port) else free_ports(1)[0]
 
 
 def render_server_properties(port: int, controller_port: int, data_dir: Path) -> str:
@@ -325,39 +344,98 @@ def _launch_registry(home: Path, cache: Path, state: State) -> int:
     return _spawn(cmd, home / REGISTRY_LOG, cwd=home)
 
 
-def _wait_kafka(home: Path, state: State, pid: int, deadline: float) -> None:
-    answers = functools.partial(_kafka_answers, state.kafka_port)
-    _wait_ready("Kafka", pid, answers, home, KAFKA_LOG, deadline)
+def _launch_s3(home: Path, cache: Path, state: State) -> int:
+    s3_home = home / "s3"
+    data_dir = s3_home / "data"
+    s3proxy.make_buckets(data_dir)
+    props = s3_home / "s3proxy.conf"
+    props.write_text(s3proxy.render_properties(HOST, _port(state.s3_port), data_dir))
+    java = find_java(17, "S3Proxy")
+    log.info("starting S3Proxy on %s:%d", HOST, state.s3_port)
+    cmd = [str(java), HEAP, _marker(home), "-jar", str(s3proxy_jar(cache))]
+    cmd += ["--properties", str(props)]
+    return _spawn(cmd, home / S3_LOG, cwd=home)
 
 
-def _wait_registry(home: Path, state: State, pid: int, deadline: float) -> None:
-    answers = functools.partial(_registry_answers, state.registry_port)
-    _wait_ready("Apicurio Registry", pid, answers, home, REGISTRY_LOG, deadline)
+def _port(port: int | None) -> int:
+    if port is None:
+        raise RuntimeError("no port recorded for this service; run `up` first")
+    return port
 
 
-def _kafka_healthy(home: Path, state: State) -> bool:
-    return _running(state.kafka_pid, home) and _kafka_answers(state.kafka_port)
+@dataclass(frozen=True)
+class _Service:
+    """One JVM of the stack: how it starts, answers, and where state.json keeps it."""
+
+    name: str
+    log_name: str
+    pid_field: str
+    port_fields: tuple[str, ...]
+    launch: Callable[[Path, Path, State], int]
+    answers: Callable[[State], bool]
 
 
-def _registry_healthy(home: Path, state: State) -> bool:
-    return _running(state.registry_pid, home) and _registry_answers(state.registry_port)
+KAFKA = _Service(
+    "Kafka",
+    KAFKA_LOG,
+    "kafka_pid",
+    ("kafka_port", "controller_port"),
+    _launch_kafka,
+    lambda state: _kafka_answers(state.kafka_port),
+)
+REGISTRY = _Service(
+    "Apicurio Registry",
+    REGISTRY_LOG,
+    "registry_pid",
+    ("registry_port",),
+    _launch_registry,
+    lambda state: _registry_answers(state.registry_port),
+)
+S3 = _Service(
+    "S3Proxy",
+    S3_LOG,
+    "s3_pid",
+    ("s3_port",),
+    _launch_s3,
+    lambda state: state.s3_port is not None and s3proxy.answers(HOST, state.s3_port),
+)
+SERVICES = (KAFKA, REGISTRY, S3)
 
 
-def _start_kafka(home: Path, state: State, timeout: float) -> None:
-    """Start the broker on state's ports and wait; on failure stop it and record it stopped."""
+def _pid(state: State, service: _Service) -> int | None:
+    pid: int | None = getattr(state, service.pid_field)
+    return pid
+
+
+def _healthy(home: Path, state: State, service: _Service) -> bool:
+    return _running(_pid(state, service), home) and service.answers(state)
+
+
+def _wait(home: Path, state: State, service: _Service, pid: int, deadline: float) -> None:
+    answers = functools.partial(service.answers, state)
+    _wait_ready(service.name, pid, answers, home, service.log_name, deadline)
+
+
+def _start(home: Path, state: State, service: _Service, timeout: float) -> None:
+    """Start one service on state's ports and wait; on failure stop it and record it stopped."""
     cache = default_cache()
     fetch(cache)
+    for port_field in service.port_fields:
+        # A stack recorded before this service existed has no port for it yet.
+        if getattr(state, port_field) is None:
+            setattr(state, port_field, free_ports(1)[0])
     started = time.monotonic()
-    pid = state.kafka_pid = _launch_kafka(home, cache, state)
+    pid = service.launch(home, cache, state)
+    setattr(state, service.pid_field, pid)
     write_state(home, state)
     try:
-        _wait_kafka(home, state, pid, started + timeout)
+        _wait(home, state, service, pid, started + timeout)
     except BaseException:
         _stop([pid], home)
-        state.kafka_pid = None
+        setattr(state, service.pid_field, None)
         write_state(home, state)
         raise
-    log.info("Kafka ready in %.1f s", time.monotonic() - started)
+    log.info("%s ready in %.1f s", service.name, time.monotonic() - started)
 
 
 @contextlib.contextmanager
@@ -371,12 +449,10 @@ def _locked(home: Path | None) -> Iterator[Path]:
 
 
 def status(home: Path | None = None) -> Endpoints | None:
-    """Endpoints of the stack in `home` if both processes run and answer, else None."""
+    """Endpoints of the stack in `home` if every service runs and answers, else None."""
     resolved = _resolve(home)
     state = read_state(resolved)
-    if state is None or not (
-        _kafka_healthy(resolved, state) and _registry_healthy(resolved, state)
-    ):
+    if state is None or not all(_healthy(resolved, state, service) for service in SERVICES):
         return None
     return state.endpoints()
 
@@ -388,51 +464,43 @@ def up(home: Path | None = None, *, timeout: float = 180) -> Endpoints:
     """
     with _locked(home) as home:
         state = read_state(home)
-        kafka_ok = state is not None and _kafka_healthy(home, state)
-        registry_ok = state is not None and _registry_healthy(home, state)
-        if state is not None and kafka_ok and registry_ok:
-            log.info("devstack already running in %s", home)
-            return state.endpoints()
+        if state is not None:
+            stopped = [s for s in SERVICES if not _healthy(home, state, s)]
+            if not stopped:
+                log.info("devstack already running in %s", home)
+                return state.endpoints()
+        else:
+            stopped = list(SERVICES)
+            kafka_port, controller_port, registry_port, s3_port = free_ports(4)
+            state = State(kafka_port, controller_port, registry_port, s3_port=s3_port)
 
         cache = default_cache()
         fetch(cache)
         started = time.monotonic()
         deadline = started + timeout
-        if state is None:
-            state = State(*free_ports(3))
         # Whatever runs but does not answer is stuck: replace it, on the same port if free.
-        if not kafka_ok:
-            _stop([state.kafka_pid], home)
-            state.kafka_pid = None
-            state.kafka_port = _reuse_or_new(state.kafka_port)
-            state.controller_port = _reuse_or_new(state.controller_port)
-        if not registry_ok:
-            _stop([state.registry_pid], home)
-            state.registry_pid = None
-            state.registry_port = _reuse_or_new(state.registry_port)
+        for service in stopped:
+            _stop([_pid(state, service)], home)
+            setattr(state, service.pid_field, None)
+            for port_field in service.port_fields:
+                setattr(state, port_field, _reuse_or_new(getattr(state, port_field)))
 
-        kafka_pid: int | None = None
-        registry_pid: int | None = None
+        launched: dict[_Service, int] = {}
         try:
-            if not kafka_ok:
-                kafka_pid = state.kafka_pid = _launch_kafka(home, cache, state)
-            if not registry_ok:
-                registry_pid = state.registry_pid = _launch_registry(home, cache, state)
+            for service in stopped:
+                pid = launched[service] = service.launch(home, cache, state)
+                setattr(state, service.pid_field, pid)
             # Recorded before waiting, so `down` elsewhere can stop a start-up that hangs.
             write_state(home, state)
-            # Both boot concurrently; waiting on one after the other costs no extra time.
-            if kafka_pid is not None:
-                _wait_kafka(home, state, kafka_pid, deadline)
-            if registry_pid is not None:
-                _wait_registry(home, state, registry_pid, deadline)
+            # All boot concurrently; waiting on one after the other costs no extra time.
+            for service, pid in launched.items():
+                _wait(home, state, service, pid, deadline)
         except BaseException:
-            _stop([kafka_pid, registry_pid], home)
-            if kafka_pid is not None:
-                state.kafka_pid = None
-            if registry_pid is not None:
-                state.registry_pid = None
+            _stop(list(launched.values()), home)
+            for service in launched:
+                setattr(state, service.pid_field, None)
             # A service that was already healthy keeps running and stays recorded.
-            if state.kafka_pid is None and state.registry_pid is None:
+            if all(_pid(state, service) is None for service in SERVICES):
                 (home / STATE_FILE).unlink(missing_ok=True)
             else:
                 write_state(home, state)
@@ -448,7 +516,7 @@ def down(home: Path | None = None) -> bool:
         if state is None:
             log.info("no devstack recorded in %s", home)
             return False
-        stopped = _stop([state.kafka_pid, state.registry_pid], home)
+        stopped = _stop([_pid(state, service) for service in SERVICES], home)
         (home / STATE_FILE).unlink(missing_ok=True)
         log.info("devstack in %s %s", home, "stopped" if stopped else "was not running")
         return stopped
@@ -461,31 +529,53 @@ def _require_state(home: Path) -> State:
     return state
 
 
-def stop_kafka(home: Path | None = None) -> bool:
-    """Stop only the broker, keeping its port and data for start_kafka. True if it ran."""
+def _stop_service(home: Path | None, service: _Service) -> bool:
     with _locked(home) as home:
         state = _require_state(home)
-        stopped = _stop([state.kafka_pid], home)
-        state.kafka_pid = None
+        stopped = _stop([_pid(state, service)], home)
+        setattr(state, service.pid_field, None)
         write_state(home, state)
-        log.info("Kafka %s", "stopped" if stopped else "was not running")
+        log.info("%s %s", service.name, "stopped" if stopped else "was not running")
         return stopped
+
+
+def _start_service(home: Path | None, service: _Service, timeout: float) -> Endpoints:
+    with _locked(home) as home:
+        state = _require_state(home)
+        if not _healthy(home, state, service):
+            _stop([_pid(state, service)], home)
+            _start(home, state, service, timeout)
+        return state.endpoints()
+
+
+def _restart_service(home: Path | None, service: _Service, timeout: float) -> Endpoints:
+    with _locked(home) as home:
+        state = _require_state(home)
+        _stop([_pid(state, service)], home)
+        _start(home, state, service, timeout)
+        return state.endpoints()
+
+
+def stop_kafka(home: Path | None = None) -> bool:
+    """Stop only the broker, keeping its port and data for start_kafka. True if it ran."""
+    return _stop_service(home, KAFKA)
 
 
 def start_kafka(home: Path | None = None, *, timeout: float = 120) -> Endpoints:
     """Start the broker again on its recorded port with its data; no-op if it answers."""
-    with _locked(home) as home:
-        state = _require_state(home)
-        if not _kafka_healthy(home, state):
-            _stop([state.kafka_pid], home)
-            _start_kafka(home, state, timeout)
-        return state.endpoints()
+    return _start_service(home, KAFKA, timeout)
 
 
 def restart_kafka(home: Path | None = None, *, timeout: float = 120) -> Endpoints:
     """Stop the broker and start it again on the same port with the same data."""
-    with _locked(home) as home:
-        state = _require_state(home)
-        _stop([state.kafka_pid], home)
-        _start_kafka(home, state, timeout)
-        return state.endpoints()
+    return _restart_service(home, KAFKA, timeout)
+
+
+def stop_s3(home: Path | None = None) -> bool:
+    """Stop only S3Proxy, keeping its port and objects for start_s3. True if it ran."""
+    return _stop_service(home, S3)
+
+
+def start_s3(home: Path | None = None, *, timeout: float = 60) -> Endpoints:
+    """Start S3Proxy again on its recorded port with its objects; no-op if it answers."""
+    return _start_service(home, S3, timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector import devstack
-from connector.devstack import fetching, java, stack
+from connector.devstack import cli, fetching, java, s3proxy, stack
 
 
 @pytest.mark.parametrize(
@@ -97,10 +98,74 @@ def test_state_round_trip(tmp_path: Path) -> None:
     )
 
 
+def test_state_with_s3_names_its_endpoint_and_local_credentials(tmp_path: Path) -> None:
+    state = stack.State(1, 2, 3, s3_port=4, s3_pid=11)
+    stack.write_state(tmp_path, state)
+    assert stack.read_state(tmp_path) == state
+    endpoints = state.endpoints()
+    assert endpoints.s3_endpoint_url == "http://127.0.0.1:4"
+    assert endpoints.s3_bucket == "mms-media"
+    assert (endpoints.s3_access_key_id, endpoints.s3_secret_access_key) == (
+        s3proxy.ACCESS_KEY_ID,
+        s3proxy.SECRET_ACCESS_KEY,
+    )
+    # Even the local secret stays out of reprs (and so out of logs and test failures).
+    assert s3proxy.SECRET_ACCESS_KEY not in repr(endpoints)
+
+
+def test_state_from_before_s3_loads_without_it(tmp_path: Path) -> None:
+    # A stack started by an older checkout: `up` must keep its Kafka and add only S3Proxy.
+    old = {"kafka_port": 1, "controller_port": 2, "registry_port": 3, "kafka_pid": 10}
+    (tmp_path / stack.STATE_FILE).write_text(json.dumps(old))
+    state = stack.read_state(tmp_path)
+    assert state is not None
+    assert (state.kafka_pid, state.s3_port, state.s3_pid) == (10, None, None)
+    assert state.endpoints().s3_endpoint_url is None
+
+
+def test_s3proxy_properties(tmp_path: Path) -> None:
+    text = s3proxy.render_properties("127.0.0.1", 19000, tmp_path / "data")
+    props = dict(line.split("=", 1) for line in text.splitlines())
+    assert props["s3proxy.endpoint"] == "http://127.0.0.1:19000"
+    assert props["s3proxy.authorization"] == "aws-v2-or-v4"
+    assert props["s3proxy.identity"] == s3proxy.ACCESS_KEY_ID
+    assert props["s3proxy.credential"] == s3proxy.SECRET_ACCESS_KEY
+    assert props["jclouds.provider"] == "filesystem"
+    assert props["jclouds.filesystem.basedir"] == str(tmp_path / "data")
+
+
+def test_buckets_are_directories_made_idempotently(tmp_path: Path) -> None:
+    s3proxy.make_buckets(tmp_path / "data")
+    (tmp_path / "data" / "mms-test" / "kept").write_bytes(b"object")
+    s3proxy.make_buckets(tmp_path / "data")
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["mms-media", "mms-test"]
+    assert (tmp_path / "data" / "mms-test" / "kept").read_bytes() == b"object"
+
+
+def test_s3proxy_does_not_answer_on_a_closed_port() -> None:
+    (port,) = stack.free_ports(1)
+    assert not s3proxy.answers("127.0.0.1", port, timeout=1)
+
+
+def test_endpoint_lines_name_s3_only_when_there() -> None:
+    kafka_only = devstack.Endpoints("127.0.0.1:1", "http://127.0.0.1:2/apis/ccompat/v7")
+    assert cli.endpoint_lines(kafka_only) == [
+        "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1",
+        "SCHEMA_REGISTRY_URL=http://127.0.0.1:2/apis/ccompat/v7",
+    ]
+    lines = cli.endpoint_lines(stack.State(1, 2, 3, s3_port=4).endpoints())
+    assert lines[2:] == [
+        "S3_ENDPOINT_URL=http://127.0.0.1:4",
+        "S3_BUCKET=mms-media",
+        f"S3_ACCESS_KEY_ID={s3proxy.ACCESS_KEY_ID}",
+        f"S3_SECRET_ACCESS_KEY={s3proxy.SECRET_ACCESS_KEY}",
+    ]
+
+
 def test_status_of_dead_stack_is_none(tmp_path: Path) -> None:
     # Pids that are not ours (pid 1 lacks the home marker) must not count as running.
-    kafka_port, controller_port, registry_port = stack.free_ports(3)
-    state = stack.State(kafka_port, controller_port, registry_port, kafka_pid=1, registry_pid=1)
+    kafka_port, controller_port, registry_port, s3_port = stack.free_ports(4)
+    state = stack.State(kafka_port, controller_port, registry_port, 1, 1, s3_port=s3_port, s3_pid=1)
     stack.write_state(tmp_path, state)
     assert devstack.status(tmp_path) is None
 
@@ -131,7 +196,8 @@ def test_default_home_is_in_enclosing_checkout(
 
 
 def test_fetch_skips_complete_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for directory in (fetching.kafka_dir(tmp_path), fetching.registry_dir(tmp_path)):
+    complete = (fetching.kafka_dir, fetching.registry_dir, fetching.s3proxy_dir)
+    for directory in (where(tmp_path) for where in complete):
         directory.mkdir(parents=True)
         (directory / fetching.COMPLETE_MARKER).touch()
 
@@ -155,3 +221,25 @@ def test_fetch_redoes_interrupted_download(tmp_path: Path, monkeypatch: pytest.M
     assert "dependency:copy-dependencies" in calls[0]
     assert not (target / "half-downloaded.jar").exists()
     assert fetching.is_complete(target)
+
+
+def test_fetch_s3proxy_keeps_the_jar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def maven_copies_the_jar(args: list[str], cwd: Path) -> None:
+        assert f"-Dartifact={fetching.S3PROXY_ARTIFACT}" in args
+        (cwd / fetching.s3proxy_jar(tmp_path).name).write_bytes(b"PK")
+
+    monkeypatch.setattr(fetching, "_mvn", maven_copies_the_jar)
+    fetching._fetch_s3proxy(tmp_path)
+
+    assert fetching.s3proxy_jar(tmp_path).read_bytes() == b"PK"
+    assert fetching.is_complete(fetching.s3proxy_dir(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fetching.s3proxy_dir(tmp_path).name]
+
+
+def test_fetch_s3proxy_without_the_jar_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fetching, "_mvn", lambda args, cwd: None)
+    with pytest.raises(RuntimeError, match="jar-with-dependencies"):
+        fetching._fetch_s3proxy(tmp_path)
+    assert not fetching.is_complete(fetching.s3proxy_dir(tmp_path))
