@@ -88,7 +88,7 @@ class Endpoint:
 def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
     env = os.environ if env is None else env
     runtime = Runtime(config, env, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
-    endpoints = [_endpoint(route, env) for route in pipeline.routes(config)]
+    endpoints = [_endpoint(route, env) for route in pipeline.routes(config, env)]
 
     for warning in config.warnings():
         log.warning("config: %s", warning)
@@ -218,6 +218,8 @@ class CallbackEndpoint:
 
 # Bodies larger than this are translated on a worker thread, so the event loop keeps serving
 # health checks and other callbacks while a large multipart body is decoded, hashed and stored.
+# So is every callback of a provider that stores media when the store is remote: each
+# put is a network round trip (2-4 ms to S3Proxy on loopback, more to a real S3).
 OFFLOAD_BYTES = 256 * 1024
 # A request id is logged, never trusted: at most this much of it.
 MAX_REQUEST_ID_CHARS = 128
@@ -258,7 +260,8 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
 
     callback = Callback(body, headers, received_at, content_type)
     try:
-        if len(body) > OFFLOAD_BYTES:
+        store = route.context.media_store
+        if len(body) > OFFLOAD_BYTES or (route.provider.stores_media and store and store.remote):
             outgoing = await asyncio.to_thread(pipeline.translate, route, callback)
         else:
             outgoing = pipeline.translate(route, callback)

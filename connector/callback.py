@@ -111,3 +111,5 @@ class Provider:
     # The answer once an untranslatable callback is safe in the dead-letter topic: whatever
     # stops this provider's pointless retries.
     dead_lettered: Callable[[Refusal], Reply] = refused_json
+    # Whether translating puts inline media into the media store (I/O inside translate).
+    stores_media: bool = False

@@ -2,7 +2,7 @@
 
 Validation errors name the key and the problem, so `check-config` and start-up can say exactly
 what is wrong. Endpoints can be overridden from the environment (MMS_KAFKA_BOOTSTRAP_SERVERS,
-MMS_SCHEMA_REGISTRY_URL) so one file serves every environment.
+MMS_SCHEMA_REGISTRY_URL, MMS_S3_ENDPOINT_URL) so one file serves every environment.
 """
 
 from __future__ import annotations
@@ -132,8 +132,69 @@ class ServerConfig(Strict):
     keep_alive_timeout_seconds: float = Field(5, gt=0, le=300)
 
 
+def _bucket_name(v: str) -> str:
+    # S3's bucket naming rules (the strictest of the S3-compatible servers').
+    if not 3 <= len(v) <= 63 or not all(c.islower() or c.isdigit() or c in ".-" for c in v):
+        raise ValueError("must be 3-63 characters of lower-case letters, digits, '.' or '-'")
+    return v
+
+
+class S3StoreConfig(Strict):
+    bucket: Annotated[str, AfterValidator(_bucket_name)] = "mms-media"
+    # S3Proxy, MinIO, Ceph, GCS's S3 API...; None: AWS's endpoint for the region. Plain http is
+    # allowed only here, for a server the operator named. env MMS_S3_ENDPOINT_URL overrides.
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    # Keys are <prefix><sha256[:2]>/<sha256>.
+    prefix: str = ""
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = None
+    kms_key_id: str | None = None
+    # Both or neither; neither: the default chain (AWS_* env, web identity/IRSA, ECS, instance
+    # profile).
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+    # Records' media gain a fetchable `url`: this https base + the key, or a presigned GET of
+    # this lifetime (SigV4 caps it at 7 days).
+    public_url_base: str | None = None
+    presign_seconds: int | None = Field(None, gt=0, le=7 * 24 * 3600)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    @field_validator("public_url_base")
+    @classmethod
+    def _https_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        if v.startswith("/") or "//" in v:
+            raise ValueError("must not start with '/' or contain '//'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> S3StoreConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("set both access_key_id and secret_access_key, or neither")
+        if self.kms_key_id is not None and self.server_side_encryption != "aws:kms":
+            raise ValueError("kms_key_id needs server_side_encryption: aws:kms")
+        if self.public_url_base is not None and self.presign_seconds is not None:
+            raise ValueError("set public_url_base or presign_seconds, not both")
+        return self
+
+
 class MediaConfig(Strict):
-    root: Path = Path("var/media")
+    # The connector's default is the single-machine store; the chart defaults to s3.
+    store: Literal["filesystem", "s3"] = "filesystem"
+    root: Path = Path("var/media")  # filesystem store only
+    s3: S3StoreConfig = Field(default_factory=S3StoreConfig)
 
 
 class BasicAuthConfig(Strict):
@@ -284,6 +345,8 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
         raw.setdefault("kafka", {})["bootstrap_servers"] = servers
     if url := env.get("MMS_SCHEMA_REGISTRY_URL"):
         raw.setdefault("schema_registry", {})["url"] = url
+    if s3_url := env.get("MMS_S3_ENDPOINT_URL"):
+        raw.setdefault("media", {}).setdefault("s3", {})["endpoint_url"] = s3_url
 
 
 def _describe(exc: ValidationError, path: Path | str | None) -> str:

@@ -1,44 +1,94 @@
-"""Where inline media (parts carried in the callback body) are kept, referenced from records."""
+"""Where inline media (parts carried in the callback body) and large dead-letter bodies are kept.
+
+Two stores behind one interface, both content-addressed (`<prefix><sha256[:2]>/<sha256>`): the
+same bytes always land under the same name, so a provider's retry stores nothing twice and a
+consumer can check what it fetched against the record's sha256.
+
+- `S3MediaStore`, the production one: any server speaking the S3 API (AWS S3, GCS's S3 API,
+  MinIO, Ceph, S3Proxy), URIs `s3://<bucket>/<key>`.
+- `FilesystemMediaStore`, for one machine: URIs `file:///...`.
+
+Both are synchronous: they run on a worker thread of the request path (connector/app.py) and
+have returned, durably, before the callback is acknowledged.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import tempfile
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import urlparse
+from typing import Any, Protocol
+from urllib.parse import quote, urlparse
 from urllib.request import url2pathname
 
+import obstore
+from obstore.exceptions import BaseError as ObjectStoreError
+from obstore.store import S3Store
+
+from connector.config import MediaConfig, S3StoreConfig
 from connector.record import Media
+
+FILE_MODE = 0o644  # readable by the consumers and the web server next to the connector
+DIR_MODE = 0o755
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class MediaStoreError(OSError):
+    """The store could not take or give back an object: ours to fix, so the caller answers 503.
+
+    An OSError, as the filesystem store's own errors are, so every caller handles both alike.
+    """
 
 
 class MediaStore(Protocol):
+    # True when a put crosses the network: translating then always runs off the event loop.
+    remote: bool
+
     def store(self, content: bytes, content_type: str | None, filename: str | None) -> Media: ...
 
     def load(self, uri: str) -> bytes: ...
 
 
-class FilesystemMediaStore:
-    """Content-addressed files under `root`: the same bytes always land at the same path.
+def open_store(config: MediaConfig, env: Mapping[str, str]) -> MediaStore:
+    """The configured store; secrets resolved from `env`, nothing contacted yet."""
+    if config.store == "s3":
+        return S3MediaStore(config.s3, env)
+    return FilesystemMediaStore(config.root)
 
-    That makes a provider's retry idempotent (no second copy) and lets consumers check content
-    against the record's sha256.
-    """
+
+def content_key(prefix: str, digest: str) -> str:
+    return f"{prefix}{digest[:2]}/{digest}"
+
+
+def checked(content: bytes, name: str) -> bytes:
+    """`content` when it matches the sha256 its content-addressed `name` ends with."""
+    digest = name.rsplit("/", 1)[-1]
+    if _SHA256_HEX.fullmatch(digest) and hashlib.sha256(content).hexdigest() != digest:
+        raise MediaStoreError(f"{name}: the content does not match its sha256")
+    return content
+
+
+class FilesystemMediaStore:
+    """Content-addressed files under `root`, durable (fsynced, file and directory) on return."""
+
+    remote = False
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
     def store(self, content: bytes, content_type: str | None, filename: str | None) -> Media:
         digest = hashlib.sha256(content).hexdigest()
-        path = self.root / digest[:2] / digest
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Write then rename, so a reader never sees a half-written file.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-            with os.fdopen(fd, "wb") as out:
-                out.write(content)
-            os.replace(tmp, path)
+        path = self.root / content_key("", digest)
+        if not _holds(path, len(content), digest):
+            # Absent, or a file left wrong at its final path (a crash, a full disk, a hand edit):
+            # written again, whole.
+            self._write(path, content)
         return Media(
             uri=path.as_uri(),
             content_type=content_type,
@@ -48,8 +98,195 @@ class FilesystemMediaStore:
         )
 
     def load(self, uri: str) -> bytes:
-        """Content this store wrote, by its URI (for dead-letter replay)."""
-        path = Path(url2pathname(urlparse(uri).path)).resolve()
-        if urlparse(uri).scheme != "file" or not path.is_relative_to(self.root):
+        """Content this store wrote, by its URI (dead-letter replay, `media get`)."""
+        parsed = urlparse(uri)
+        path = Path(url2pathname(parsed.path)).resolve()
+        if parsed.scheme != "file" or not path.is_relative_to(self.root):
             raise ValueError(f"{uri} is not in the media store at {self.root}")
-        return path.read_bytes()
+        return checked(path.read_bytes(), str(path))
+
+    def _write(self, path: Path, content: bytes) -> None:
+        self._make_dirs(path.parent)
+        # Write, fsync, then rename: a reader never sees a half-written file, and the bytes are
+        # on disk before the rename that names them is.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+                out.flush()
+                os.fchmod(out.fileno(), FILE_MODE)
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+
+    def _make_dirs(self, shard: Path) -> None:
+        """Create `shard` (and the root) as needed, each new entry durable in its parent."""
+        missing = []
+        current = shard
+        while not current.is_dir():
+            missing.append(current)
+            current = current.parent
+        for directory in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another thread made it meanwhile
+                directory.mkdir(mode=DIR_MODE)
+                os.chmod(directory, DIR_MODE)  # mkdir's mode is narrowed by the umask
+            _fsync_dir(directory.parent)
+
+
+def _holds(path: Path, size: int, digest: str) -> bool:
+    """Whether `path` holds exactly the content named `digest`, made durable if it does.
+
+    A file a crashed attempt renamed into place may not be on disk yet: the fsync of a file
+    already there costs next to nothing, and the acknowledgement then means what it says.
+    """
+    try:
+        with path.open("rb") as existing:
+            if os.fstat(existing.fileno()).st_size != size:
+                return False
+            if hashlib.sha256(existing.read()).hexdigest() != digest:
+                return False
+            os.fsync(existing.fileno())
+    except FileNotFoundError:
+        return False
+    _fsync_dir(path.parent)
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# The request path's budget: a callback's deadline is 8 s by default and the provider retries a
+# 503. obstore's own default retries for up to 3 minutes, so a stopped server would hold every
+# callback past its deadline; these fail within ~5 s instead.
+CONNECT_TIMEOUT = timedelta(seconds=2)
+REQUEST_TIMEOUT = timedelta(seconds=5)
+RETRY = {
+    "max_retries": 2,
+    "retry_timeout": timedelta(seconds=5),
+    "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)},
+}
+
+
+def s3_options(config: S3StoreConfig, env: Mapping[str, str]) -> dict[str, Any]:
+    """obstore's S3Store settings for `config` (keyword arguments; secrets resolved).
+
+    Without access keys obstore follows the default chain itself: AWS_* variables, web
+    identity (IRSA's AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), ECS, the instance profile.
+    """
+    settings: dict[str, Any] = {"region": config.region}
+    client: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "timeout": REQUEST_TIMEOUT}
+    if config.endpoint_url is not None:
+        settings["endpoint"] = config.endpoint_url
+        # Plain http only for a server the operator named (S3Proxy, an on-prem MinIO).
+        client["allow_http"] = config.endpoint_url.startswith("http://")
+    if config.server_side_encryption is not None:
+        settings["server_side_encryption"] = config.server_side_encryption
+        if config.kms_key_id is not None:
+            settings["sse_kms_key_id"] = config.kms_key_id
+    if config.access_key_id is not None and config.secret_access_key is not None:
+        settings["access_key_id"] = config.access_key_id.resolve(env, "media.s3.access_key_id")
+        settings["secret_access_key"] = config.secret_access_key.resolve(
+            env, "media.s3.secret_access_key"
+        )
+    return {"config": settings, "client_options": client, "retry_config": RETRY}
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def s3_key(uri: str, bucket: str, prefix: str) -> str:
+    """The key of `uri` when it names an object of this store (its bucket, under its prefix)."""
+    parsed = urlparse(uri)
+    key = parsed.path.removeprefix("/")
+    if parsed.scheme != "s3" or parsed.netloc != bucket or not key.startswith(prefix) or not key:
+        raise ValueError(f"{uri} is not in the media store s3://{bucket}/{prefix}")
+    return key
+
+
+def public_url(base: str, key: str) -> str:
+    return f"{base.rstrip('/')}/{quote(key, safe='/')}"
+
+
+class S3MediaStore:
+    """Content-addressed objects in one bucket, through obstore (Rust's object_store).
+
+    obstore over minio and aiobotocore, measured against S3Proxy on this 2-core box (300 puts
+    of 20-300 KB, one at a time): p50 2.0 / 2.4 / 3.5 ms, client CPU per put 0.36 / 0.81 /
+    1.9 ms; it has sync and async APIs, and aiobotocore needed checksums turned off for S3Proxy.
+
+    Puts are idempotent by a HEAD first, not a conditional put: a provider's retry (the usual
+    repeat) then costs one HEAD (1.4 ms, 0.14 ms CPU) instead of uploading the body again to be
+    told 412, and HEAD works on every S3-compatible server (If-None-Match on PUT does not on
+    all). Two racing first copies both PUT the same bytes under the same key: harmless.
+    """
+
+    remote = True
+
+    def __init__(self, config: S3StoreConfig, env: Mapping[str, str]) -> None:
+        self.bucket = config.bucket
+        self.prefix = config.prefix
+        self._public_url_base = config.public_url_base
+        self._presign = (
+            timedelta(seconds=config.presign_seconds) if config.presign_seconds else None
+        )
+        self._s3 = S3Store(config.bucket, **s3_options(config, env))
+
+    def store(self, content: bytes, content_type: str | None, filename: str | None) -> Media:
+        digest = hashlib.sha256(content).hexdigest()
+        key = content_key(self.prefix, digest)
+        try:
+            # A different size under our key is someone else's write: replaced by ours.
+            if self._size(key) != len(content):
+                obstore.put(
+                    self._s3,
+                    key,
+                    content,
+                    attributes={"Content-Type": content_type or DEFAULT_CONTENT_TYPE},
+                )
+            url = self.url_for(key)
+        except ObjectStoreError as exc:
+            raise MediaStoreError(f"{s3_uri(self.bucket, key)}: {_first_line(exc)}") from None
+        return Media(
+            uri=s3_uri(self.bucket, key),
+            content_type=content_type,
+            size=len(content),
+            sha256=digest,
+            filename=filename,
+            url=url,
+        )
+
+    def load(self, uri: str) -> bytes:
+        key = s3_key(uri, self.bucket, self.prefix)
+        try:
+            content = bytes(obstore.get(self._s3, key).bytes())
+        except (ObjectStoreError, FileNotFoundError) as exc:  # obstore: not found is the latter
+            raise MediaStoreError(f"{uri}: {_first_line(exc)}") from None
+        return checked(content, key)
+
+    def _size(self, key: str) -> int | None:
+        try:
+            return obstore.head(self._s3, key)["size"]
+        except FileNotFoundError:
+            return None
+
+    def url_for(self, key: str) -> str | None:
+        if self._public_url_base is not None:
+            return public_url(self._public_url_base, key)
+        if self._presign is not None:
+            return obstore.sign(self._s3, "GET", key, self._presign)
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    # obstore's messages go on with a multi-line debug dump of the request.
+    return str(exc).strip().split("\n", 1)[0]

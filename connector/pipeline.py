@@ -8,6 +8,8 @@ Kafka would refuse is a refusal (dead-lettered), never a 503 on every retry.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ import orjson
 from connector.callback import Callback, Provider, Refusal, TranslateContext
 from connector.codec import FRAMING_BYTES, Codec, avro_payload
 from connector.config import DEFAULT_MAX_MESSAGE_BYTES, Config, ProviderConfig
-from connector.media import FilesystemMediaStore
+from connector.media import open_store
 from connector.providers import PROVIDERS
 from connector.publisher import OutMessage
 from connector.record import MmsEvent
@@ -62,8 +64,9 @@ class Outgoing:
         )
 
 
-def routes(config: Config) -> list[Route]:
-    store = FilesystemMediaStore(config.media.root)
+def routes(config: Config, env: Mapping[str, str] | None = None) -> list[Route]:
+    """One route per enabled provider, sharing one media store (its secrets read from `env`)."""
+    store = open_store(config.media, os.environ if env is None else env)
     return [
         Route(
             name=name,

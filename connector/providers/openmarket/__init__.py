@@ -246,4 +246,4 @@ def empty_200(_outcome: object) -> Reply:
     return Reply(200)
 
 
-PROVIDER = Provider(NAME, translate, accepted=empty_200, dead_lettered=empty_200)
+PROVIDER = Provider(NAME, translate, accepted=empty_200, dead_lettered=empty_200, stores_media=True)
