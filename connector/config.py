@@ -231,6 +231,43 @@ class AuthConfig(Strict):
         return not (self.basic or self.token or self.allow_cidrs)
 
 
+class MediaFetchConfig(Strict):
+    """How the mirror fetches one provider's hosted media (connector/fetch.py)."""
+
+    # Basic auth (Bandwidth: the account's API user), sent only to the URL's own origin.
+    username: str | None = None
+    password: Secret | None = None
+    # Host names, or *.suffix for any subdomain; empty: any public host.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Loopback and private addresses too (tests, on-prem media hosts); never the metadata ones.
+    allow_private: bool = False
+    timeout_seconds: float = Field(10.0, gt=0, le=600)
+    max_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(3, ge=0, le=20)
+    retry_initial_seconds: float = Field(1.0, gt=0)
+    retry_max_seconds: float = Field(300.0, gt=0)
+    # After this long past the record's received_at, an entry still failing is published as
+    # unavailable with the reason: keep it under the provider's URL lifetime.
+    horizon_seconds: float = Field(3600.0, ge=0)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, v: list[str]) -> list[str]:
+        for host in v:
+            name = host.removeprefix("*.")
+            if not name or not all(c.isalnum() or c in ".-" for c in name) or "*" in name:
+                raise ValueError(f"{host!r}: expected a host name or *.suffix")
+        return [host.lower() for host in v]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MediaFetchConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set both username and password, or neither")
+        if self.retry_max_seconds < self.retry_initial_seconds:
+            raise ValueError("retry_max_seconds must be at least retry_initial_seconds")
+        return self
+
+
 class ProviderConfig(Strict):
     enabled: bool = False
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -249,6 +286,7 @@ class ProviderConfig(Strict):
     max_events: int = Field(_LIMITS.max_events, gt=0)
     max_media: int = Field(_LIMITS.max_media, ge=0)
     max_recipients: int = Field(_LIMITS.max_recipients, gt=0)
+    media_fetch: MediaFetchConfig = Field(default_factory=MediaFetchConfig)
 
     @field_validator("path")
     @classmethod
@@ -269,6 +307,17 @@ class DeadLetterConfig(Strict):
     inline_max_bytes: int = Field(900_000, gt=0)
 
 
+class MirrorConfig(Strict):
+    """`mms-connector mirror`: events topics in, every event out with its media mirrored."""
+
+    group_id: str = Field("mms-connector-mirror", min_length=1)
+    topic: Topic = "mms.events.mirrored"
+    # Default: the enabled providers' topics.
+    source_topics: list[Topic] = Field(default_factory=list)
+    # Records fetched at once (of different keys; one key's records are published in order).
+    concurrency: int = Field(16, gt=0, le=1024)
+
+
 class DedupeConfig(Strict):
     # Repeats of an event published within this window are answered but not produced again.
     window_seconds: float = Field(3600, ge=0)
@@ -284,6 +333,7 @@ class Config(Strict):
     schema_registry: RegistryConfig = Field(default_factory=RegistryConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    mirror: MirrorConfig = Field(default_factory=MirrorConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
 
     @field_validator("providers")

@@ -40,3 +40,39 @@ HTTP_REFUSED = Counter(
     "header_timeout (408), too_many_connections (503)",
     ["reason"],
 )
+
+# The mirror (`mms-connector mirror`, connector/mirror.py).
+MEDIA_FETCHED = Counter("mms_media_fetched_total", "Media fetched and stored", ["provider"])
+MEDIA_FETCHED_BYTES = Counter(
+    "mms_media_fetched_bytes_total", "Bytes of media fetched and stored", ["provider"]
+)
+MEDIA_FETCH_FAILURES = Counter(
+    "mms_media_fetch_failures_total",
+    "Failed fetch (or store) attempts by reason; an entry retried counts each attempt",
+    ["provider", "reason"],
+)
+MEDIA_UNAVAILABLE = Counter(
+    "mms_media_unavailable_total",
+    "Media entries given up on (final failure, or still failing at the horizon)",
+    ["provider", "reason"],
+)
+MEDIA_FETCH_LATENCY = Histogram(
+    "mms_media_fetch_latency_seconds",
+    "One fetch attempt, redirects included, until its outcome",
+    ["provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MIRROR_RECORDS = Counter(
+    "mms_mirror_records_total",
+    "Records acknowledged on the mirrored topic: mirrored (media fetched or given up on), "
+    "passed_through (nothing to mirror), undecodable (copied as they were)",
+    ["outcome"],
+)
+MIRROR_LAG = Gauge(
+    "mms_mirror_consumer_lag",
+    "Records of a source topic not yet mirrored and committed, on this process's partitions",
+    ["topic"],
+)
+MIRROR_PENDING = Gauge(
+    "mms_mirror_pending_records", "Records consumed and not yet acknowledged on the mirrored topic"
+)
