@@ -58,6 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--config", type=Path, required=True)
 
+    media = sub.add_parser("media", help="media store objects: get one by its record URI")
+    media.add_argument("action", choices=["get"])
+    media.add_argument("uri", help="a record's media uri (s3://bucket/key or file:///path)")
+    media.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    media.add_argument(
+        "--config",
+        type=Path,
+        help="the connector's config (its store and credentials); default: the URI's own store "
+        "with the default credential chain and MMS_S3_ENDPOINT_URL",
+    )
+
     devstack = sub.add_parser("devstack", help="local Kafka + registry: up, down, status, fetch")
     devstack.add_argument("action", choices=["up", "down", "status", "fetch"])
 
@@ -97,18 +108,26 @@ def _dev(args: argparse.Namespace) -> int:
     from connector import devstack
 
     endpoints = devstack.up()
-    config = config_mod.load(
-        args.config,
-        {
-            "MMS_KAFKA_BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
-            "MMS_SCHEMA_REGISTRY_URL": endpoints.registry_url,
-        },
-    )
+    stack = {
+        "MMS_KAFKA_BOOTSTRAP_SERVERS": endpoints.bootstrap_servers,
+        "MMS_SCHEMA_REGISTRY_URL": endpoints.registry_url,
+    }
+    if endpoints.s3_endpoint_url:
+        s3 = {
+            "MMS_S3_ENDPOINT_URL": endpoints.s3_endpoint_url,
+            "MMS_S3_ACCESS_KEY_ID": endpoints.s3_access_key_id or "",
+            "MMS_S3_SECRET_ACCESS_KEY": endpoints.s3_secret_access_key or "",
+        }
+        stack.update(s3)
+        # config/dev.yaml's store credentials are secrets the app reads from the environment.
+        ENV.update(s3)
+    config = config_mod.load(args.config, stack)
     base = f"http://127.0.0.1:{args.port}"
     sample = REPO / "tests" / "payloads" / "bandwidth_v2" / "message_received_mms.json"
     print(
         f"""
 Kafka: {endpoints.bootstrap_servers}   registry: {endpoints.registry_url}
+S3: {endpoints.s3_endpoint_url} (bucket {endpoints.s3_bucket})
 Callback endpoints:"""
         + "".join(f"\n  {base}{r.path}" for r in pipeline.routes(config))
         + f"""
@@ -120,6 +139,11 @@ See what consumers see (another terminal):
   MMS_KAFKA_BOOTSTRAP_SERVERS={endpoints.bootstrap_servers} \\
   MMS_SCHEMA_REGISTRY_URL={endpoints.registry_url} \\
   .venv/bin/mms-connector tail --topic {config.providers["bandwidth-v2"].topic} --from-beginning
+Fetch a record's media by its uri (the local stack's fixed, local-only credentials):
+  MMS_S3_ENDPOINT_URL={endpoints.s3_endpoint_url} \\
+  MMS_S3_ACCESS_KEY_ID={endpoints.s3_access_key_id} \\
+  MMS_S3_SECRET_ACCESS_KEY={endpoints.s3_secret_access_key} \\
+  .venv/bin/mms-connector media get URI --config {args.config} -o FILE
 Stop the local Kafka and registry afterwards: .venv/bin/mms-connector devstack down
 """,
         flush=True,
@@ -281,6 +305,33 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _media(args: argparse.Namespace) -> int:
+    from connector.media import open_store
+
+    media = config_mod.load(args.config).media if args.config else _uri_store(args.uri)
+    try:
+        content = open_store(media, ENV).load(args.uri)
+    except (OSError, ValueError) as exc:
+        print(f"{args.uri}: {exc}", file=sys.stderr)
+        return 1
+    if args.output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+    else:
+        args.output.write_bytes(content)
+    return 0
+
+
+def _uri_store(uri: str) -> config_mod.MediaConfig:
+    """Without --config: the store the URI names (an s3:// bucket, or the default root)."""
+    media = config_mod.load(None, dict(ENV)).media
+    if uri.startswith("s3://"):
+        bucket = uri.removeprefix("s3://").split("/", 1)[0]
+        s3 = media.s3.model_copy(update={"bucket": bucket, "prefix": ""})
+        return media.model_copy(update={"store": "s3", "s3": s3})
+    return media
+
+
 def _devstack(args: argparse.Namespace) -> int:
     from connector.devstack import main as devstack_main
 
@@ -300,6 +351,7 @@ COMMANDS = {
     "check-config": _check_config,
     "devstack": _devstack,
     "dlq": _dlq,
+    "media": _media,
 }
 
 if __name__ == "__main__":

@@ -165,13 +165,14 @@ def _fsync_dir(directory: Path) -> None:
 
 
 # The request path's budget: a callback's deadline is 8 s by default and the provider retries a
-# 503. obstore's own default retries for up to 3 minutes, so a stopped server would hold every
-# callback past its deadline; these fail within ~5 s instead.
+# 503. obstore's own default retries for up to 3 minutes, so a stopped or hung server would hold
+# every callback past its deadline; with these a put gives up within ~7 s (retries start within
+# 4 s, each request at most 3 s: 5 MiB parts need 1.7 MB/s).
 CONNECT_TIMEOUT = timedelta(seconds=2)
-REQUEST_TIMEOUT = timedelta(seconds=5)
+REQUEST_TIMEOUT = timedelta(seconds=3)
 RETRY = {
     "max_retries": 2,
-    "retry_timeout": timedelta(seconds=5),
+    "retry_timeout": timedelta(seconds=4),
     "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)},
 }
 

@@ -324,3 +324,23 @@ def test_bad_s3_settings_are_named(tmp_path: Path, s3: str, problem: str) -> Non
     path.write_text(f"media: {{store: s3, s3: {s3}}}\n")
     with pytest.raises(config_mod.ConfigError, match=re.escape(problem)):
         config_mod.load(path, {})
+
+
+# --- mms-connector media get --------------------------------------------------------------
+
+
+def test_media_get_writes_the_object_binary_safe(
+    store: FilesystemMediaStore, tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from connector import cli
+
+    media = store.store(JPEG, "image/jpeg", None)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"media: {{store: filesystem, root: {store.root}}}\n")
+    assert cli.main(["media", "get", media.uri, "--config", str(config)]) == 0
+    assert capfdbinary.readouterr().out == JPEG
+    out = tmp_path / "part.jpg"
+    assert cli.main(["media", "get", media.uri, "--config", str(config), "-o", str(out)]) == 0
+    assert out.read_bytes() == JPEG
+    assert cli.main(["media", "get", "file:///etc/hostname", "--config", str(config)]) == 1
+    assert b"not in the media store" in capfdbinary.readouterr().err
