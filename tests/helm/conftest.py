@@ -66,9 +66,10 @@ class Rendered:
     def all(self, kind: str) -> list[dict[str, Any]]:
         return [d for d in self.docs if d["kind"] == kind]
 
-    def one(self, kind: str) -> dict[str, Any]:
-        found = self.all(kind)
-        assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    def one(self, kind: str, component: str = "connector") -> dict[str, Any]:
+        """The one `kind` of a component: the receiver's ("connector") or the mirror's."""
+        found = [d for d in self.all(kind) if component_of(d) == component]
+        assert len(found) == 1, f"expected one {component} {kind}, got {len(found)}"
         return found[0]
 
     def kinds(self) -> set[str]:
@@ -84,8 +85,21 @@ class Rendered:
         return container
 
     @property
+    def mirror_pod(self) -> dict[str, Any]:
+        return self.one("Deployment", "mirror")["spec"]["template"]
+
+    @property
+    def mirror_container(self) -> dict[str, Any]:
+        (container,) = self.mirror_pod["spec"]["containers"]
+        return container
+
+    @property
     def config_text(self) -> str:
         return self.one("ConfigMap")["data"]["config.yaml"]
+
+
+def component_of(doc: dict[str, Any]) -> str:
+    return (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/component", "")
 
 
 def sets(*assignments: str) -> list[str]:
@@ -131,6 +145,12 @@ def default_render(helm: Path) -> Rendered:
 @pytest.fixture(scope="session")
 def full_render(helm: Path) -> Rendered:
     return render(helm, "-f", str(FULL_VALUES))
+
+
+@pytest.fixture(scope="session")
+def filesystem_render(helm: Path) -> Rendered:
+    """The filesystem media store, chosen explicitly (the chart's default is s3)."""
+    return render(helm, *sets("media.store=filesystem"))
 
 
 @pytest.fixture(scope="session", params=["default", "full"])

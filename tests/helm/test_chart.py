@@ -18,6 +18,7 @@ from tests.helm.conftest import (
     FULL_VALUES,
     NAMESPACE,
     Rendered,
+    component_of,
     open_providers,
     refused,
     render,
@@ -196,9 +197,12 @@ def test_default_and_full_render_the_expected_objects(
         "Secret",
         "PersistentVolumeClaim",
     }
+    # The mirror runs only when it has a topic to read: none by default (no provider enabled).
+    mirror = {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
     assert default_render.kinds() == always
-    assert full_render.kinds() == always | optional
-    assert len(full_render.docs) == len(always | optional)
+    assert full_render.kinds() == always | optional - {"PersistentVolumeClaim"}  # s3 store
+    assert len(full_render.docs) == len(always | optional) - 1 + len(mirror)
+    assert {d["kind"] for d in full_render.docs if component_of(d) == "mirror"} == mirror
 
 
 # --- the pod ----------------------------------------------------------------------------------
@@ -478,7 +482,12 @@ def _secret_refs(config: dict[str, Any]) -> dict[str, Any]:
     refs = {f"kafka.secrets.{k}": v for k, v in config["kafka"].get("secrets", {}).items()}
     if "password" in config["schema_registry"]:
         refs["schema_registry.password"] = config["schema_registry"]["password"]
+    for key in ("access_key_id", "secret_access_key"):
+        if key in config["media"].get("s3", {}):
+            refs[f"media.s3.{key}"] = config["media"]["s3"][key]
     for name, provider in config["providers"].items():
+        if "password" in provider.get("media_fetch", {}):
+            refs[f"providers.{name}.media_fetch.password"] = provider["media_fetch"]["password"]
         auth = provider.get("auth", {})
         if "basic" in auth:
             refs[f"providers.{name}.auth.basic.password"] = auth["basic"]["password"]
@@ -492,6 +501,9 @@ def test_config_map_holds_only_references_to_secrets(full_render: Rendered) -> N
     assert set(refs) == {
         "kafka.secrets.sasl.password",
         "schema_registry.password",
+        "media.s3.access_key_id",
+        "media.s3.secret_access_key",
+        "providers.bandwidth-v2.media_fetch.password",
         "providers.bandwidth-v2.auth.basic.password",
         "providers.openmarket.auth.token.value",
         "providers.sinch.auth.token.value",
@@ -548,6 +560,20 @@ REFERENCE_PROBLEMS = [
         sets(r"kafka.secrets.sasl\.password.env=MMS_KAFKA_PASSWORD"),
         "kafka.secrets.sasl.password: environment variable MMS_KAFKA_PASSWORD",
         id="env-nowhere",
+    ),
+    pytest.param(
+        sets("media.s3.access_key_id.env=S3_KEY", "media.s3.secret_access_key.env=S3_SECRET"),
+        "media.s3.access_key_id: environment variable S3_KEY is set by neither",
+        id="s3-keys-nowhere",
+    ),
+    pytest.param(
+        sets(
+            *open_providers("bandwidth-v2"),
+            "providers.bandwidth-v2.media_fetch.username=api",
+            "providers.bandwidth-v2.media_fetch.password.env=BW_API",
+        ),
+        "providers.bandwidth-v2.media_fetch.password: environment variable BW_API",
+        id="media-fetch-password-nowhere",
     ),
     pytest.param(
         sets(
@@ -700,24 +726,54 @@ def test_ingress_without_providers_is_refused(helm: Path) -> None:
 # --- media store ------------------------------------------------------------------------------
 
 
-def test_media_store_volume(default_render: Rendered, full_render: Rendered) -> None:
+FILESYSTEM_CLAIM = (
+    "media.store=filesystem",
+    "media.volume.type=persistentVolumeClaim",
+    "media.volume.persistentVolumeClaim.size=50Gi",
+)
+
+
+def test_s3_is_the_default_store_and_needs_no_volume(
+    default_render: Rendered, full_render: Rendered
+) -> None:
     for rendered in (default_render, full_render):
-        mounts = {m["name"]: m["mountPath"] for m in rendered.container["volumeMounts"]}
-        assert mounts["media"] == "/var/lib/mms-connector/media"
-        assert yaml.safe_load(rendered.config_text)["media"]["root"] == mounts["media"]
-    volumes = {v["name"]: v for v in default_render.pod["spec"]["volumes"]}
+        media = yaml.safe_load(rendered.config_text)["media"]
+        assert media["store"] == "s3" and "root" not in media
+        volumes = {v["name"] for v in rendered.pod["spec"]["volumes"]}
+        assert "media" not in volumes
+        assert "media" not in {m["name"] for m in rendered.container["volumeMounts"]}
+    assert yaml.safe_load(default_render.config_text)["media"]["s3"] == {
+        "bucket": "mms-media",
+        "region": "us-east-1",
+    }
+
+
+def test_filesystem_store_volume(filesystem_render: Rendered, helm: Path) -> None:
+    mounts = {m["name"]: m["mountPath"] for m in filesystem_render.container["volumeMounts"]}
+    assert mounts["media"] == "/var/lib/mms-connector/media"
+    assert yaml.safe_load(filesystem_render.config_text)["media"] == {
+        "store": "filesystem",
+        "root": mounts["media"],
+    }
+    volumes = {v["name"]: v for v in filesystem_render.pod["spec"]["volumes"]}
     assert volumes["media"] == {"name": "media", "emptyDir": {"sizeLimit": "1Gi"}}
-    claim = full_render.one("PersistentVolumeClaim")
-    volumes = {v["name"]: v for v in full_render.pod["spec"]["volumes"]}
-    assert volumes["media"]["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+    # A claim, shared by every receiver and the mirror (which stores what it fetches there).
+    rendered = render(helm, *sets(*FILESYSTEM_CLAIM, *open_providers("sinch")))
+    claim = rendered.one("PersistentVolumeClaim")
+    for pod in (rendered.pod, rendered.mirror_pod):
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["media"]["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # The s3 store ignores the volume settings: no claim is made.
+    assert "PersistentVolumeClaim" not in render(helm, *sets(*FILESYSTEM_CLAIM[1:])).kinds()
 
 
 def test_existing_claim_is_used_as_is(helm: Path) -> None:
     rendered = render(
         helm,
         *sets(
+            "media.store=filesystem",
             "media.volume.type=persistentVolumeClaim",
             "media.volume.persistentVolumeClaim.existingClaim=shared-media",
         ),
@@ -890,12 +946,68 @@ BAD_VALUES = [
     pytest.param(sets("typo=1"), "'typo' not allowed", id="unknown-top-level-key"),
     pytest.param(
         sets(
+            "media.store=filesystem",
             "media.volume.type=persistentVolumeClaim",
             "media.volume.persistentVolumeClaim.accessModes={ReadWriteOnce}",
         ),
         "ReadWriteMany",
         id="rwo-claim-shared-by-replicas",
     ),
+    pytest.param(
+        sets(
+            "replicaCount=1",
+            *open_providers("sinch"),
+            "media.store=filesystem",
+            "media.volume.type=persistentVolumeClaim",
+            "media.volume.persistentVolumeClaim.accessModes={ReadWriteOnce}",
+        ),
+        "ReadWriteMany",
+        id="rwo-claim-shared-with-the-mirror",
+    ),
+    pytest.param(sets("media.store=gcs"), "/media/store", id="unknown-store"),
+    pytest.param(sets("media.s3.access_key_id.env=K"), "/media/s3", id="s3-key-without-secret"),
+    pytest.param(
+        sets("media.s3.access_key_id=AKIA", "media.s3.secret_access_key=shh"),
+        "/media/s3/access_key_id",
+        id="literal-s3-keys",
+    ),
+    pytest.param(sets("media.s3.kms_key_id=k"), "/media/s3", id="kms-key-without-kms"),
+    pytest.param(
+        sets("media.s3.public_url_base=http://cdn.example"),
+        "/media/s3/public_url_base",
+        id="public-url-not-https",
+    ),
+    pytest.param(
+        sets("media.s3.public_url_base=https://cdn.example", "media.s3.presign_seconds=60"),
+        "/media/s3",
+        id="public-url-and-presign",
+    ),
+    pytest.param(
+        sets("media.s3.presign_seconds=604801"), "/media/s3/presign_seconds", id="presign-too-long"
+    ),
+    pytest.param(sets("media.s3.bucket=Media_Bucket"), "/media/s3/bucket", id="bad-bucket"),
+    pytest.param(
+        sets(
+            "providers.bandwidth-v2.media_fetch.username=u",
+            "providers.bandwidth-v2.media_fetch.password=pw",
+        ),
+        "/providers/bandwidth-v2/media_fetch/password",
+        id="literal-media-fetch-password",
+    ),
+    pytest.param(
+        sets("providers.bandwidth-v2.media_fetch.password.env=P"),
+        "/providers/bandwidth-v2/media_fetch",
+        id="media-fetch-password-without-username",
+    ),
+    pytest.param(
+        sets("providers.sinch.media_fetch.allowed_hosts={http://x}"),
+        "/providers/sinch/media_fetch/allowed_hosts/0",
+        id="allowed-host-not-a-host",
+    ),
+    pytest.param(sets("mirror.topic=bad topic"), "/mirror/topic", id="bad-mirror-topic"),
+    pytest.param(sets("mirror.concurrency=0"), "/mirror/concurrency", id="no-concurrency"),
+    pytest.param(sets("mirror.port=80"), "/mirror/port", id="mirror-privileged-port"),
+    pytest.param(sets("mirror.replicas=2"), "'replicas' not allowed", id="unknown-mirror-key"),
 ]
 
 
@@ -976,3 +1088,134 @@ def test_a_provider_open_to_anyone_must_say_so(
     else:
         config = yaml.safe_load(render(helm, *args).config_text)
         assert config["providers"]["sinch"]["auth"] == rendered
+
+
+# --- the mirror -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", ["one provider", "full"])
+def test_mirror_runs_the_mirror_command_on_its_own_port(
+    helm: Path, full_render: Rendered, values: str
+) -> None:
+    rendered = full_render if values == "full" else render(helm, *sets(*open_providers("sinch")))
+    c = rendered.mirror_container
+    port = c["ports"][0]["containerPort"]
+    assert c["command"] == ["mms-connector", "mirror"]
+    assert c["args"] == ["--config", "/etc/mms-connector/config.yaml", "--port", str(port)]
+    assert [p["name"] for p in c["ports"]] == ["http"]
+    for probe, path in [
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ]:
+        assert c[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+    assert {"cpu", "memory"} <= c["resources"]["requests"].keys()
+    # The same config file, credentials, volumes and lock-down as the receiver.
+    receiver = rendered.container
+    assert c.get("envFrom") == receiver.get("envFrom") and c.get("env") == receiver.get("env")
+    assert c["volumeMounts"] == receiver["volumeMounts"]
+    assert rendered.mirror_pod["spec"]["volumes"] == rendered.pod["spec"]["volumes"]
+    assert c["securityContext"] == receiver["securityContext"]
+    spec = rendered.mirror_pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == rendered.pod["spec"]["serviceAccountName"]
+    checksums = rendered.mirror_pod["metadata"]["annotations"]["checksum/config"]
+    assert checksums == rendered.pod["metadata"]["annotations"]["checksum/config"]
+
+
+def pod_selector(doc: dict[str, Any]) -> dict[str, str]:
+    selector = doc["spec"]["selector"]
+    return selector if doc["kind"] == "Service" else selector["matchLabels"]
+
+
+def test_mirror_pods_are_nobody_elses(full_render: Rendered) -> None:
+    """The receiver's Service, PDB and HPA never count the mirror's pods, and the other way
+    round; the ServiceMonitor scrapes both Services."""
+    receiver = full_render.pod["metadata"]["labels"]
+    mirror = full_render.mirror_pod["metadata"]["labels"]
+
+    def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+        return selector.items() <= labels.items()
+
+    for kind in ("Deployment", "Service", "PodDisruptionBudget"):
+        mine, theirs = (pod_selector(full_render.one(kind, c)) for c in ("connector", "mirror"))
+        assert selects(mine, receiver) and not selects(mine, mirror), kind
+        assert selects(theirs, mirror) and not selects(theirs, receiver), kind
+    hpa = full_render.one("HorizontalPodAutoscaler", "mirror")
+    assert (
+        hpa["spec"]["scaleTargetRef"]["name"]
+        == full_render.one("Deployment", "mirror")["metadata"]["name"]
+    )
+    assert "replicas" not in full_render.one("Deployment", "mirror")["spec"]  # the HPA's
+    monitor = full_render.one("ServiceMonitor")["spec"]
+    (endpoint,) = monitor["endpoints"]
+    for service in full_render.all("Service"):
+        assert selects(monitor["selector"]["matchLabels"], service["metadata"]["labels"])
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_mirror_reads_the_enabled_providers_topics_or_its_own(helm: Path) -> None:
+    # No provider and no source_topics: nothing to read, no mirror.
+    assert "mirror" not in {component_of(d) for d in render(helm).docs}
+    assert "mirror" not in {
+        component_of(d)
+        for d in render(helm, *sets(*open_providers("sinch"), "mirror.enabled=false")).docs
+    }
+    rendered = render(helm, *sets("mirror.source_topics={mms.events}", "mirror.replicaCount=3"))
+    assert rendered.one("Deployment", "mirror")["spec"]["replicas"] == 3
+    assert yaml.safe_load(rendered.config_text)["mirror"]["source_topics"] == ["mms.events"]
+
+
+def test_mirror_flags_are_the_cli_s() -> None:
+    from connector import cli
+
+    if "mirror" not in cli.COMMANDS:
+        pytest.skip("the connector has no mirror command yet (connector.cli.COMMANDS)")
+    with pytest.raises(SystemExit) as done:
+        cli.main(
+            ["mirror", "--config", "/etc/mms-connector/config.yaml", "--port", "8081", "--help"]
+        )
+    assert done.value.code == 0
+
+
+def test_irsa_role_by_service_account_annotation(helm: Path) -> None:
+    role = "arn:aws:iam::123456789012:role/mms-media"
+    rendered = render(
+        helm,
+        *sets(*open_providers("sinch")),
+        "--set-string",
+        rf"serviceAccount.annotations.eks\.amazonaws\.com/role-arn={role}",
+    )
+    account = rendered.one("ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+    # No keys in the config: the store takes the default chain (web identity from the role).
+    assert "access_key_id" not in yaml.safe_load(rendered.config_text)["media"]["s3"]
+    for pod in (rendered.pod, rendered.mirror_pod):
+        assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("args", "warned"),
+    [
+        (["media.store=filesystem"], True),  # 2 receivers by default
+        (["media.store=filesystem", "replicaCount=1"], False),
+        (["media.store=filesystem", "replicaCount=1", "autoscaling.enabled=true"], True),
+        (["media.store=filesystem", "replicaCount=1", *open_providers("sinch")], True),  # mirror
+        (
+            [
+                "media.store=filesystem",
+                "replicaCount=1",
+                *open_providers("sinch"),
+                "mirror.enabled=false",
+            ],
+            False,
+        ),
+        ([], False),  # s3
+    ],
+)
+def test_notes_warn_of_a_filesystem_store_shared_by_pods(
+    helm: Path, tmp_path: Path, args: list[str], warned: bool
+) -> None:
+    notes = _notes(helm, tmp_path, *sets(*args))
+    assert ("WARNING: media.store is filesystem with more than one pod" in notes) == warned
+    assert ("Media store: s3://mms-media/" in notes) == ("media.store=filesystem" not in args)

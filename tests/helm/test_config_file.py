@@ -42,7 +42,10 @@ def test_default_config_loads(default_render: Rendered, tmp_path: Path) -> None:
     assert config.kafka.bootstrap_servers == "kafka:9092"
     assert config.schema_registry.url == "http://schema-registry:8081"
     assert (config.server.host, config.server.port) == ("0.0.0.0", 8080)
-    assert config.media.root == Path("/var/lib/mms-connector/media")
+    # The chart's default store is S3, on the default credential chain (no keys in the file).
+    assert config.media.store == "s3"
+    assert config.media.s3 == config_mod.S3StoreConfig(bucket="mms-media", region="us-east-1")
+    assert config.mirror == config_mod.MirrorConfig()
     assert config.enabled() == {}
     assert config.kafka.flush_timeout_seconds == 30
 
@@ -70,6 +73,13 @@ def test_full_config_loads(full_render: Rendered, full_values: dict, tmp_path: P
     assert registry.timeout_seconds == 15
     assert config.kafka.flush_timeout_seconds == 25.5
     assert config.server.max_in_flight == 500
+    s3 = config.media.s3.model_dump(mode="json", exclude_unset=True)
+    assert (config.media.store, s3) == ("s3", full_values["media"]["s3"])
+    chart_only = set(SCHEMA["properties"]["mirror"]["properties"]) - set(
+        config_mod.MirrorConfig.model_fields
+    )
+    mirror = {k: v for k, v in full_values["mirror"].items() if k not in chart_only}
+    assert config.mirror.model_dump() == mirror
     assert config.dead_letters.model_dump() == full_values["dead_letters"]
     assert config.dedupe.model_dump() == full_values["dedupe"]
     # Every enabled provider's settings, auth included, as the values give them.
@@ -259,6 +269,41 @@ def test_secret_references_match_the_connector() -> None:
     assert auth["token"]["properties"]["value"] == secret_ref
 
 
+def test_media_and_mirror_settings_match_the_connector() -> None:
+    props = SCHEMA["properties"]
+    media = props["media"]["properties"]
+    # volume is the chart's (the filesystem store's volume); root follows the container layout.
+    _drift(set(media) - {"volume"} | {"root"}, set(config_mod.MediaConfig.model_fields), "media")
+    _drift(_schema_keys(media["s3"]), set(config_mod.S3StoreConfig.model_fields), "media.s3")
+    s3 = media["s3"]["properties"]
+    secret_ref = {"$ref": "#/definitions/secretRef"}
+    assert secret_ref in s3["access_key_id"]["oneOf"]
+    assert secret_ref in s3["secret_access_key"]["oneOf"]
+    fetch = SCHEMA["definitions"]["mediaFetch"]
+    _drift(_schema_keys(fetch), set(config_mod.MediaFetchConfig.model_fields), "media_fetch")
+    assert secret_ref in fetch["properties"]["password"]["oneOf"]
+    chart_only = {
+        "enabled",
+        "replicaCount",
+        "port",
+        "resources",
+        "probes",
+        "autoscaling",
+        "podDisruptionBudget",
+        "terminationGracePeriodSeconds",
+    }
+    mirror = _schema_keys(props["mirror"]) - chart_only
+    _drift(mirror, set(config_mod.MirrorConfig.model_fields), "mirror")
+
+
+def test_the_filesystem_store_loads_at_the_container_path(
+    filesystem_render: Rendered, tmp_path: Path
+) -> None:
+    config = load_rendered(filesystem_render, tmp_path)
+    assert config.media.store == "filesystem"
+    assert config.media.root == Path("/var/lib/mms-connector/media")
+
+
 def test_other_settings_match_the_connector() -> None:
     props = SCHEMA["properties"]
     for section in ("dead_letters", "dedupe"):
@@ -273,6 +318,7 @@ def test_other_settings_match_the_connector() -> None:
         "schema_registry",
         "server",
         "media",
+        "mirror",
         "dead_letters",
         "dedupe",
         "providers",

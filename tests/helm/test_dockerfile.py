@@ -131,10 +131,10 @@ def test_entrypoint_serves_the_mounted_config(
 
 
 def test_media_path_is_owned_by_the_user(
-    final: list[Instruction], default_render: Rendered
+    final: list[Instruction], filesystem_render: Rendered
 ) -> None:
-    media = yaml.safe_load(default_render.config_text)["media"]["root"]
-    mounts = {m["name"]: m["mountPath"] for m in default_render.container["volumeMounts"]}
+    media = yaml.safe_load(filesystem_render.config_text)["media"]["root"]
+    mounts = {m["name"]: m["mountPath"] for m in filesystem_render.container["volumeMounts"]}
     assert mounts["media"] == media == "/var/lib/mms-connector/media"
     runs = _run_text(final)
     assert f"mkdir -p /etc/mms-connector {media}" in runs

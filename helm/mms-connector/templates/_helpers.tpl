@@ -34,6 +34,48 @@ app.kubernetes.io/part-of: mms-connector
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+The mirror (`mms-connector mirror`): its own name and selector, so the receiver's Service, PDB
+and HPA never count its pods. Its app.kubernetes.io/name differs (<name>-mirror) rather than
+adding a component to the selectors: a Deployment's selector is immutable, and the receiver's
+must stay as it was for `helm upgrade` from earlier charts to work.
+*/}}
+{{- define "mms-connector.mirrorFullname" -}}
+{{- printf "%s-mirror" (include "mms-connector.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "mms-connector.mirrorSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-mirror" (include "mms-connector.name" . | trunc 56 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "mms-connector.mirrorLabels" -}}
+helm.sh/chart: {{ include "mms-connector.chart" . }}
+{{ include "mms-connector.mirrorSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: mirror
+app.kubernetes.io/part-of: mms-connector
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Chart-only mirror values (the Deployment's), not the connector's `mirror` settings. */}}
+{{- define "mms-connector.mirrorChartKeys" -}}
+{{- toJson (list "enabled" "replicaCount" "port" "resources" "probes" "autoscaling" "podDisruptionBudget" "terminationGracePeriodSeconds") }}
+{{- end }}
+
+{{/*
+Whether the mirror runs: enabled, and something to read (its source_topics, else the enabled
+providers' topics, as the connector defaults them).
+*/}}
+{{- define "mms-connector.mirrorRuns" -}}
+{{- if and .Values.mirror.enabled (or .Values.mirror.source_topics (include "mms-connector.enabledProviders" . | fromJsonArray)) }}true{{ end }}
+{{- end }}
+
+{{/* Pods that may run at once against the media store: receivers, plus mirrors. */}}
+{{- define "mms-connector.manyPods" -}}
+{{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) (include "mms-connector.mirrorRuns" .) }}true{{ end }}
+{{- end }}
+
 {{- define "mms-connector.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "mms-connector.fullname" .) .Values.serviceAccount.name }}
@@ -116,7 +158,8 @@ token either by header or in the path. Secrets stay references ({env} / {file}).
 
 {{/*
 JSON list of {"key", "env" | "file"}: every secret reference in the rendered config file
-(kafka.secrets, schema_registry.password, the enabled providers' auth).
+(kafka.secrets, schema_registry.password, the S3 store's keys, the enabled providers' auth and
+media_fetch passwords).
 */}}
 {{- define "mms-connector.secretRefs" -}}
 {{- $refs := list }}
@@ -126,8 +169,18 @@ JSON list of {"key", "env" | "file"}: every secret reference in the rendered con
 {{- with .Values.schema_registry.password }}
 {{- $refs = append $refs (merge (dict "key" "schema_registry.password") .) }}
 {{- end }}
+{{- if eq .Values.media.store "s3" }}
+{{- range $key := list "access_key_id" "secret_access_key" }}
+{{- with index $.Values.media.s3 $key }}
+{{- $refs = append $refs (merge (dict "key" (printf "media.s3.%s" $key)) .) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $name, $settings := .Values.providers }}
 {{- if $settings.enabled }}
+{{- with ($settings.media_fetch | default dict).password }}
+{{- $refs = append $refs (merge (dict "key" (printf "providers.%s.media_fetch.password" $name)) .) }}
+{{- end }}
 {{- $auth := include "mms-connector.auth" ($settings.auth | default dict) | fromJson }}
 {{- with $auth.basic }}
 {{- $refs = append $refs (merge (dict "key" (printf "providers.%s.auth.basic.password" $name)) .password) }}
@@ -176,7 +229,19 @@ server:
   port: {{ .Values.containerPort | int }}
   {{- include "mms-connector.settings" (dict "settings" .Values.server "indent" 2) }}
 media:
+  store: {{ .Values.media.store | toJson }}
+  {{- if eq .Values.media.store "s3" }}
+  s3:
+    {{- include "mms-connector.settings" (dict "settings" .Values.media.s3 "indent" 4) }}
+  {{- else }}
   root: {{ include "mms-connector.mediaPath" . | toJson }}
+  {{- end }}
+mirror:
+  {{- $mirror := .Values.mirror }}
+  {{- range include "mms-connector.mirrorChartKeys" . | fromJsonArray }}
+  {{- $mirror = omit $mirror . }}
+  {{- end }}
+  {{- include "mms-connector.settings" (dict "settings" $mirror "indent" 2) }}
 {{- with .Values.dead_letters }}
 dead_letters:
   {{- include "mms-connector.settings" (dict "settings" . "indent" 2) }}
@@ -190,7 +255,11 @@ providers:{{ if not $enabled }} {}{{ end }}
 {{- range $name, $settings := .Values.providers }}
 {{- if $settings.enabled }}
   {{ $name | toJson }}:
-  {{- include "mms-connector.settings" (dict "settings" (omit $settings "auth") "indent" 4) }}
+  {{- include "mms-connector.settings" (dict "settings" (omit $settings "auth" "media_fetch") "indent" 4) }}
+  {{- with $settings.media_fetch }}
+    media_fetch:
+    {{- include "mms-connector.settings" (dict "settings" . "indent" 6) }}
+  {{- end }}
   {{- $auth := include "mms-connector.auth" ($settings.auth | default dict) | fromJson }}
   {{- if not (or $auth.basic $auth.token $auth.allow_cidrs $auth.unauthenticated) }}
   {{- fail (printf "providers.%s: enabled without auth.basic, auth.token or auth.allow_cidrs, so anyone could post callbacks; set providers.%s.auth.unauthenticated: true if that is meant" $name $name) }}
@@ -258,7 +327,7 @@ kafka.flush_timeout_seconds.
 {{- fail (printf "providers.%s: with auth.token.in_path the callback route is <path>/<token> and the Ingress routes the prefix <path>/; path / would expose /healthz, /readyz and /metrics" .name) }}
 {{- end }}
 {{- end }}
-{{- if and (eq .Values.media.volume.type "persistentVolumeClaim") (not .Values.media.volume.persistentVolumeClaim.existingClaim) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) (not (has "ReadWriteMany" .Values.media.volume.persistentVolumeClaim.accessModes)) }}
+{{- if and (eq .Values.media.store "filesystem") (eq .Values.media.volume.type "persistentVolumeClaim") (not .Values.media.volume.persistentVolumeClaim.existingClaim) (include "mms-connector.manyPods" .) (not (has "ReadWriteMany" .Values.media.volume.persistentVolumeClaim.accessModes)) }}
 {{- fail "media.volume: a chart-created PersistentVolumeClaim shared by more than one pod needs accessModes [ReadWriteMany]" }}
 {{- end }}
 {{- if and .Values.ingress.enabled (eq (include "mms-connector.enabledProviders" . | fromJsonArray | len) 0) }}
