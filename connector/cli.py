@@ -69,12 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         "with the default credential chain and MMS_S3_ENDPOINT_URL",
     )
 
+    mirror = sub.add_parser(
+        "mirror", help="consume the events topics, fetch provider-hosted media, write mirror.topic"
+    )
+    mirror.add_argument("--config", type=Path, required=True)
+    mirror.add_argument("--host", default="0.0.0.0", help="for /healthz, /readyz, /metrics")
+    mirror.add_argument("--port", type=int, default=8081)
+
     devstack = sub.add_parser("devstack", help="local Kafka + registry: up, down, status, fetch")
     devstack.add_argument("action", choices=["up", "down", "status", "fetch"])
 
     args = parser.parse_args(argv)
     # The service logs JSON lines for log pipelines; the tools log for people.
-    logs.configure(json=args.command in ("serve", "dev"))
+    logs.configure(json=args.command in ("serve", "dev", "mirror"))
     try:
         return COMMANDS[args.command](args)
     except config_mod.ConfigError as exc:
@@ -332,6 +339,18 @@ def _uri_store(uri: str) -> config_mod.MediaConfig:
     return media
 
 
+def _mirror(args: argparse.Namespace) -> int:
+    from connector import mirror
+
+    config = config_mod.load(args.config)
+    try:
+        mirror.serve(config, ENV, args.host, args.port)
+    except mirror.MirrorFailed as exc:
+        print(f"mirror stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _devstack(args: argparse.Namespace) -> int:
     from connector.devstack import main as devstack_main
 
@@ -351,6 +370,7 @@ COMMANDS = {
     "check-config": _check_config,
     "devstack": _devstack,
     "dlq": _dlq,
+    "mirror": _mirror,
     "media": _media,
 }
 

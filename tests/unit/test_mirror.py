@@ -167,3 +167,12 @@ def test_mirror_config_keys() -> None:
     ):
         with pytest.raises(ValueError):
             Config.model_validate({"providers": {"sinch": {"media_fetch": bad}}})
+
+
+def test_mirror_command_refuses_its_own_topic_as_a_source(tmp_path, capsys) -> None:
+    from connector import cli
+
+    config = tmp_path / "mirror.yaml"
+    config.write_text("mirror: {topic: mms.events, source_topics: [mms.events]}\n")
+    assert cli.main(["mirror", "--config", str(config)]) == 2
+    assert "also a source topic" in capsys.readouterr().err
