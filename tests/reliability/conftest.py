@@ -46,7 +46,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def dedicated_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Endpoints]]:
-    """A Kafka + registry of this module's own, so stopping its broker disturbs no other test."""
+    """A Kafka + registry + S3Proxy of this module's own: stopping one disturbs no other test."""
     from connector import devstack
 
     if not (shutil.which("java") and shutil.which("mvn")):
