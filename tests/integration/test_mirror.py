@@ -22,7 +22,7 @@ from connector.devstack import Endpoints
 from connector.mirror import Mirror
 from tests.helpers import payload
 from tests.live import Record, read_topic, running
-from tests.unit.test_fetch import GOOD_AUTH, JPEG, PASSWORD, USER, MediaServer
+from tests.unit.test_fetch import GOOD_AUTH, JPEG, PASSWORD, PNG, USER, MediaServer
 
 pytestmark = pytest.mark.integration
 
@@ -126,6 +126,8 @@ def test_mirrored_topic_holds_every_event_with_its_media_stored(
                     "retry_initial_seconds": 0.2,
                     "retry_max_seconds": 1,
                     "horizon_seconds": 3,
+                    "timeout_seconds": 2,  # /slow takes 3 s
+                    "max_bytes": 4096,  # /big-declared is 5,000 bytes
                 },
             }
         },
@@ -134,11 +136,22 @@ def test_mirrored_topic_holds_every_event_with_its_media_stored(
     )
     base = f"http://127.0.0.1:{media_host.port}"
     photo, gone, failing = f"{base}/photo.jpg", f"{base}/status/404", f"{base}/status/500"
+    # The other failure cases, each through the whole path.
+    cases = {
+        "flaky": (f"{base}/flaky", "stored", None),  # 500, then the content
+        "slow": (f"{base}/slow", "unavailable", "timeout"),  # retried until the horizon
+        "big": (f"{base}/big-declared", "unavailable", "too_large"),
+        "denied": (f"{base}/status/401", "unavailable", "http_401"),
+        "metadata": (
+            f"{base}/redirect?to=http://169.254.169.254/latest/meta-data/",
+            "unavailable",
+            "host_not_allowed",  # a redirect is re-checked: off the allowed hosts
+        ),
+    }
+    urls = [photo, gone, failing] + [url for url, _, _ in cases.values()]
     with running(config) as app:
         mo = httpx.post(
-            f"{app}/callbacks/bandwidth-v2",
-            content=mo_callback("mirror-mo-1", [photo, gone, failing]),
-            timeout=30,
+            f"{app}/callbacks/bandwidth-v2", content=mo_callback("mirror-mo-1", urls), timeout=30
         )
         text_only = httpx.post(
             f"{app}/callbacks/bandwidth-v2", content=mo_callback("mirror-mo-2", []), timeout=30
@@ -175,7 +188,15 @@ def test_mirrored_topic_holds_every_event_with_its_media_stored(
     assert elsewhere
     assert {(e["status"], e["reason"]) for e in elsewhere} == {("unavailable", "host_not_allowed")}
 
-    stored, unavailable_404, unavailable_500 = after[mo_id].value["media"]
+    stored, unavailable_404, unavailable_500, *others = after[mo_id].value["media"]
+    assert [(e["source_uri"] or e["uri"], e["status"], e["reason"]) for e in others] == list(
+        cases.values()
+    )
+    flaky = others[0]
+    assert (flaky["content_type"], flaky["sha256"]) == (
+        "image/png",
+        hashlib.sha256(PNG).hexdigest(),
+    )
     key = f"{prefix}{hashlib.sha256(JPEG).hexdigest()[:2]}/{hashlib.sha256(JPEG).hexdigest()}"
     assert stored == {
         "uri": f"s3://{s3.s3_bucket}/{key}",

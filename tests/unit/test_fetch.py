@@ -108,6 +108,9 @@ class MediaHost(BaseHTTPRequestHandler):
 
 class MediaServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog is 5: a mirror fetching 8 media at once had SYNs dropped,
+    # retried a second later, and a 1 s fetch timeout hit a 401.
+    request_queue_size = 64
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), MediaHost)
