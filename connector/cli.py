@@ -1,4 +1,4 @@
-"""mms-connector: serve, dev, translate, tail, check-config, devstack."""
+"""mms-connector: serve, dev, translate, tail, check-config, dlq, media, mirror, devstack."""
 
 from __future__ import annotations
 
