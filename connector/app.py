@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,6 +78,12 @@ class Runtime:
     publisher: Publisher | None = None
     in_flight: int = 0
     loop_lag: LoopLag = dataclasses.field(default_factory=LoopLag)
+    # Translation off the loop (large bodies, remote media stores) gets threads of its own: on
+    # the loop's default executor (6 threads here) puts to a hung S3 queued every callback and
+    # /readyz behind them for 12 s. Sized for puts waiting on the network, not for CPU.
+    workers: ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="translate")
+    )
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
             yield
         finally:
             watcher.cancel()
+            runtime.workers.shutdown(wait=False, cancel_futures=True)
             assert runtime.publisher is not None
             left = await asyncio.to_thread(
                 runtime.publisher.close, config.kafka.flush_timeout_seconds
@@ -259,19 +267,29 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
         return _refusal_json(Refusal("body_timeout", "request body not received", 408))
 
     callback = Callback(body, headers, received_at, content_type)
+    loop = asyncio.get_running_loop()
+    # One deadline for translating (media puts included) and publishing: the provider stops
+    # waiting after its own timeout whichever step is slow.
+    deadline = loop.time() + route.settings.deadline_seconds
     try:
         store = route.context.media_store
         if len(body) > OFFLOAD_BYTES or (route.provider.stores_media and store and store.remote):
-            outgoing = await asyncio.to_thread(pipeline.translate, route, callback)
+            work = loop.run_in_executor(runtime.workers, pipeline.translate, route, callback)
+            async with asyncio.timeout_at(deadline):
+                outgoing = await work
         else:
             outgoing = pipeline.translate(route, callback)
+    except TimeoutError:
+        # The thread goes on (a media put is idempotent); the provider retries meanwhile.
+        outcome.log("failed", logging.ERROR, error="translate_timeout")
+        return _unavailable("translate_timeout", "not translated within the deadline; retry later")
     except Refusal as refusal:
         if refusal.status >= 500:
             # Our side failed (e.g. the media store), not the callback: let the provider retry.
             outcome.log("failed", logging.ERROR, error=refusal.code, detail=refusal.detail)
             return _unavailable(refusal.code, refusal.detail)
         return await _dead_letter(endpoint, callback, refusal, runtime, outcome)
-    return await _publish(route, outgoing, runtime, outcome)
+    return await _publish(route, outgoing, runtime, outcome, deadline)
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -287,7 +305,11 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 async def _publish(
-    route: pipeline.Route, outgoing: list[pipeline.Outgoing], runtime: Runtime, outcome: _Outcome
+    route: pipeline.Route,
+    outgoing: list[pipeline.Outgoing],
+    runtime: Runtime,
+    outcome: _Outcome,
+    deadline: float,
 ) -> Reply:
     codec, publisher, window = runtime.codec, runtime.publisher, runtime.window
     assert codec is not None and publisher is not None  # set by the lifespan before serving
@@ -319,7 +341,8 @@ async def _publish(
             sent.add_done_callback(lambda f: window.settle(claimed, f.exception(), claimed))
             waits.add(sent)
         if waits:
-            done, _ = await asyncio.wait(waits, timeout=route.settings.deadline_seconds)
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            done, _ = await asyncio.wait(waits, timeout=left)
             if len(done) < len(waits):
                 raise TimeoutError("deadline")
             for fut in done:
@@ -371,7 +394,10 @@ async def _dead_letter(
             runtime.config.dead_letters.inline_max_bytes,
         )
         # A large body goes to the media store: off the loop, like translating it.
-        letter = await asyncio.to_thread(keep) if len(callback.body) > OFFLOAD_BYTES else keep()
+        if len(callback.body) > OFFLOAD_BYTES:
+            letter = await asyncio.get_running_loop().run_in_executor(runtime.workers, keep)
+        else:
+            letter = keep()
         message = OutMessage(
             topic,
             route.name.encode(),
