@@ -66,6 +66,7 @@ class Options:
     soak_rate: float
     soak_warmup: float
     dedupe_max_entries: int
+    media_stores: list[str]
     smoke: bool
     stack_home: Path
     keep_stack: bool
@@ -87,6 +88,7 @@ class Run:
     soak: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    commit: str = ""
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -177,9 +179,57 @@ def log_counts(log: Path) -> dict[str, int]:
 # --- the systems under test ------------------------------------------------------------------
 
 
+# The server's environment carries the S3 keys; its config names the variables ({env: VAR}).
+S3_KEY_VAR, S3_SECRET_VAR = "MMS_BENCH_S3_ACCESS_KEY_ID", "MMS_BENCH_S3_SECRET_ACCESS_KEY"
+
+
+def s3_media(endpoints: Any, prefix: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """`media` settings for the stack's S3Proxy under `prefix`, and the environment they need."""
+    s3: dict[str, Any] = {
+        "bucket": endpoints.s3_bucket,
+        "endpoint_url": endpoints.s3_endpoint_url,
+        "prefix": prefix,
+    }
+    env: dict[str, str] = {}
+    if endpoints.s3_access_key_id and endpoints.s3_secret_access_key:
+        s3 |= {"access_key_id": {"env": S3_KEY_VAR}, "secret_access_key": {"env": S3_SECRET_VAR}}
+        env = {
+            S3_KEY_VAR: endpoints.s3_access_key_id,
+            S3_SECRET_VAR: endpoints.s3_secret_access_key,
+        }
+    return {"store": "s3", "s3": s3}, env
+
+
+def s3_store(endpoints: Any, prefix: str) -> Any:
+    """An obstore S3Store on the stack's bucket with the connector's own client settings."""
+    from obstore.store import S3Store
+
+    from connector.config import MediaConfig
+    from connector.media import s3_options
+
+    settings, env = s3_media(endpoints, prefix)
+    config = MediaConfig.model_validate(settings).s3
+    return S3Store(config.bucket, **s3_options(config, env))
+
+
+def s3_delete_prefix(stack_home: Path, bucket: str, prefix: str) -> None:
+    """Remove what a run put under `prefix` (S3Proxy keeps it on disk, gigabytes per run).
+
+    From the stack's filesystem backend directly: obstore deletes only by the multi-object
+    POST ?delete, which S3Proxy 2.9.0 answers 501 NotImplemented.
+    """
+    shutil.rmtree(stack_home / "s3" / "data" / bucket / prefix, ignore_errors=True)
+
+
 def connector_config(
-    path: Path, endpoints: Any, port: int, topic: str, media: Path, opts: Options
+    path: Path,
+    endpoints: Any,
+    port: int,
+    topic: str,
+    media: Path | dict[str, Any],
+    opts: Options,
 ) -> None:
+    """The connector's config file; `media` a filesystem store's root or `media` settings."""
     providers = {
         name: {"enabled": True, "topic": topic, "deadline_seconds": 8} for name in payloads.PATHS
     }
@@ -189,7 +239,7 @@ def connector_config(
         "kafka": {"bootstrap_servers": endpoints.bootstrap_servers, "flush_timeout_seconds": 30},
         "schema_registry": {"url": endpoints.registry_url, "compatibility": "BACKWARD_TRANSITIVE"},
         "server": {"host": "127.0.0.1", "port": port},
-        "media": {"root": str(media)},
+        "media": media if isinstance(media, dict) else {"root": str(media)},
         "dead_letters": {"topic": f"{topic}.dlq"},
         "providers": providers,
     }
@@ -250,7 +300,7 @@ class Bench:
         self.token = secrets.token_hex(2)
         self.phase_no = 0
         state = json.loads((opts.stack_home / "state.json").read_text())
-        self.broker = {"broker": state.get("kafka_pid") or 0}
+        self.broker = {"broker": state.get("kafka_pid") or 0, "s3": state.get("s3_pid") or 0}
 
     def prefix(self) -> str:
         self.phase_no += 1
@@ -276,26 +326,30 @@ class Bench:
     # the connector -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def connector(self, topic: str) -> Iterator[tuple[int, int, Path]]:
+    def connector(self, topic: str, store: str = "filesystem") -> Iterator[tuple[int, int, Path]]:
         port = free_port()
-        media = self.workdir / f"media-{topic}"
+        root = self.workdir / f"media-{topic}"
+        prefix = f"bench/{topic}/"
+        media, env = s3_media(self.endpoints, prefix) if store == "s3" else (root, {})
         cfg = self.workdir / f"connector-{topic}.yaml"
         connector_config(cfg, self.endpoints, port, topic, media, self.opts)
         log = self.workdir / f"connector-{topic}.log"
         cmd = [str(VENV_BIN / "mms-connector"), "serve", "--config", str(cfg)]
         try:
-            with server(cmd, log) as proc:
+            with server(cmd, log, env={**os.environ, **env}) as proc:
                 wait_http(f"http://127.0.0.1:{port}/healthz", proc)
                 yield port, proc.pid, log
         finally:
-            shutil.rmtree(media, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
+            if store == "s3":
+                s3_delete_prefix(self.opts.stack_home, self.endpoints.s3_bucket, prefix)
 
-    def connector_phases(self, mix: str) -> list[dict[str, Any]]:
+    def connector_phases(self, mix: str, store: str) -> list[dict[str, Any]]:
         opts = self.opts
-        topic = f"mms.bench.{self.token}.{mix}"
+        topic = f"mms.bench.{self.token}.{mix}.{store}"
         create_topics(self.endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
         out = []
-        with self.connector(topic) as (port, pid, log):
+        with self.connector(topic, store) as (port, pid, log):
             sat = self.measure("connector", "saturate", port, mix, pid, mode="closed")
             out.append(sat)
             rate = max(50.0, sat["acked_per_s"])
@@ -328,6 +382,7 @@ class Bench:
         levels = log_counts(log)
         for result in out:
             result["connector_log_lines"] = levels
+            result["media_store"] = store
         log.unlink(missing_ok=True)
         return out
 
@@ -602,6 +657,27 @@ def checks_for_mix(run: Run, mix: str, phases: list[dict[str, Any]], opts: Optio
         )
 
 
+def compare_stores(run: Run, mix: str, stores: list[str]) -> None:
+    """The connector at saturation with each media store, side by side (a figure, no target)."""
+    sats = {
+        p["media_store"]: p
+        for p in run.phases
+        if p["system"] == "connector" and p["mix"] == mix and p["phase"] == "saturate"
+    }
+    if len(stores) < 2 or not all(s in sats for s in stores):
+        return
+    check(
+        run,
+        f"{mix}: callbacks per CPU-second at saturation, " + " beside ".join(stores),
+        None,
+        "; ".join(
+            f"{s}: {sats[s]['acked_per_s']}/s, {sats[s]['acked_per_core_s']} per core-s "
+            f"(S3Proxy {sats[s]['cpu_s'].get('s3')} CPU s)"
+            for s in stores
+        ),
+    )
+
+
 def others(phase: dict[str, Any]) -> float | None:
     """Cores used by processes other than the server, the broker and the load generator."""
     spent = phase["cpu_s"].get("others")
@@ -613,6 +689,7 @@ def render(run: Run) -> str:
         f"# Connector benchmark: {run.options['what']} ({run.started})",
         "",
         f"Command: `{run.command}`  ",
+        f"Commit: `{run.commit}`  ",
         f"Machine: {run.machine['cpus']} CPUs, {run.machine['cpu_model']}; "
         f"Python {run.machine['python']}; load average at start {run.machine['loadavg_start']}",
         "",
@@ -622,20 +699,22 @@ def render(run: Run) -> str:
         "",
         "| system | mix | phase | offered/s | acked/s | p50 ms | p95 ms | p99 ms | max ms | "
         "2xx | 503 (Retry-After) | other / conn err | server cores | CPU s / 1000 | "
-        "acked / core-s | RSS MB before → after | broker CPU s | loadgen CPU s | "
+        "acked / core-s | RSS MB before → after | broker CPU s | S3Proxy CPU s | loadgen CPU s | "
         "other processes' cores | load avg |",
-        "|" + " --- |" * 20,
+        "|" + " --- |" * 21,
     ]
     for p in run.phases:
         lat, c = p["latency_ms"], p["counts"]
+        system = p["system"] + (f" ({p['media_store']})" if "media_store" in p else "")
         lines.append(
-            f"| {p['system']} | {p['mix']} | {p['phase']} | {p['offered_per_s'] or 'closed'} | "
+            f"| {system} | {p['mix']} | {p['phase']} | {p['offered_per_s'] or 'closed'} | "
             f"{p['acked_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
             f"{c['2xx']} | {c['503']} ({c['503_with_retry_after']}) | "
             f"{c['other']} / {c['connection_errors'] + c['unanswered']} | {p['server_cores']} | "
             f"{p['server_cpu_s_per_1000']} | {p['acked_per_core_s']} | "
             f"{p['rss_mb_before']} → {p['rss_mb_after']} | {p['cpu_s'].get('broker')} | "
-            f"{p['loadgen_cpu_s']} | {others(p)} | {p['loadavg_start'][0]} |"
+            f"{p['cpu_s'].get('s3')} | {p['loadgen_cpu_s']} | {others(p)} | "
+            f"{p['loadavg_start'][0]} |"
         )
     threads = [p for p in run.phases if p["phase"] == "saturate" and p.get("server_thread_cpu_s")]
     if threads:
@@ -729,7 +808,7 @@ def soak(bench: Bench, opts: Options) -> dict[str, Any]:
     topic = f"mms.bench.{bench.token}.soak"
     create_topics(bench.endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
     warmup = opts.soak_warmup
-    with bench.connector(topic) as (port, pid, log):
+    with bench.connector(topic, opts.media_stores[0]) as (port, pid, log):
         if not opts.soak_rate:
             sat = bench.measure("connector", "saturate", port, mix, pid, mode="closed", duration=10)
             opts.soak_rate = round(opts.load_fraction * sat["acked_per_s"])
@@ -849,6 +928,13 @@ def parse(argv: list[str] | None) -> Options:
         help="connector dedupe.max_entries (default: the connector's own, 1,000,000)",
     )
     p.add_argument(
+        "--media-store",
+        choices=["filesystem", "s3", "both"],
+        default="filesystem",
+        help="the connector's media store (s3: the stack's S3Proxy); both: the connector's "
+        "phases once per store, filesystem first (its figures are the ones checked)",
+    )
+    p.add_argument(
         "--smoke",
         action="store_true",
         help="a few seconds at 200/s; exit 1 unless every callback was acked",
@@ -886,6 +972,7 @@ def parse(argv: list[str] | None) -> Options:
         soak_rate=a.soak_rate,
         soak_warmup=a.soak_warmup,
         dedupe_max_entries=a.dedupe_max_entries,
+        media_stores=["filesystem", "s3"] if a.media_store == "both" else [a.media_store],
         smoke=a.smoke,
         stack_home=a.stack_home.resolve(),
         keep_stack=a.keep_stack,
@@ -896,6 +983,7 @@ def parse(argv: list[str] | None) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    from bench.hostile import commit_of  # here: bench.hostile imports this module
     from connector import devstack
 
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -904,6 +992,7 @@ def main(argv: list[str] | None = None) -> int:
         command="python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv),
         machine=machine(),
         options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        commit=commit_of(REPO),
     )
     opts.out.mkdir(parents=True, exist_ok=True)
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -933,7 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"mix {mix}", flush=True)
                 if opts.ceilings:
                     run.phases.append(bench.noop(mix))
-                run.phases += bench.connector_phases(mix)
+                for store in opts.media_stores:
+                    run.phases += bench.connector_phases(mix, store)
                 if opts.ceilings:
                     sat = next(
                         p
@@ -947,7 +1037,10 @@ def main(argv: list[str] | None = None) -> int:
                 if opts.peer:
                     run.peer[mix] = bench.peer_phases(mix)
                     run.phases += run.peer[mix].get("phases", [])
-                checks_for_mix(run, mix, run.phases, opts)
+                first = opts.media_stores[0]
+                primary = [p for p in run.phases if p.get("media_store", first) == first]
+                checks_for_mix(run, mix, primary, opts)
+                compare_stores(run, mix, opts.media_stores)
                 peer_sat = next(
                     (
                         p
@@ -988,7 +1081,7 @@ def smoke(bench: Bench, run: Run) -> bool:
     topic = f"mms.bench.{bench.token}.smoke"
     create_topics(bench.endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
     failed = False
-    with bench.connector(topic) as (port, pid, log):
+    with bench.connector(topic, bench.opts.media_stores[0]) as (port, pid, log):
         for mix in bench.opts.mixes:
             r = bench.measure(
                 "connector",
