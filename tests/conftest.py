@@ -23,6 +23,7 @@ import pytest
 from connector.config import Config
 from connector.devstack import Endpoints
 from tests.live import Record, config_for, read_topic
+from tests.media_host import MediaServer, serving
 
 REPO = Path(__file__).resolve().parents[1]
 # One bucket for every test; each test isolates its objects by a unique key prefix.
@@ -153,3 +154,10 @@ def make_config(endpoints: Endpoints, tmp_path: Path, dlq_topic: str) -> Callabl
 @pytest.fixture
 def records(endpoints: Endpoints) -> Callable[[str], list[Record]]:
     return lambda topic: read_topic(endpoints, topic)
+
+
+@pytest.fixture
+def media_host() -> Iterator[MediaServer]:
+    """A provider's media host stand-in on loopback (tests/media_host.py)."""
+    with serving(MediaServer()) as server:
+        yield server

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from obstore.store import S3Store
 
@@ -22,23 +21,11 @@ from connector.devstack import Endpoints
 from connector.mirror import Mirror
 from tests.helpers import payload
 from tests.live import Record, read_topic, running
-from tests.unit.test_fetch import GOOD_AUTH, JPEG, PASSWORD, PNG, USER, MediaServer
+from tests.media_host import GOOD_AUTH, JPEG, PASSWORD, PNG, media_fetch, mo_callback
 
 pytestmark = pytest.mark.integration
 
 PASSWORD_VAR = "MMS_TEST_MIRROR_MEDIA_PASSWORD"
-
-
-@pytest.fixture
-def media_host() -> Iterator[MediaServer]:
-    server = MediaServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager
@@ -82,13 +69,6 @@ def wait_for(endpoints: Endpoints, topic: str, count: int, timeout: float = 60) 
         time.sleep(0.5)
 
 
-def mo_callback(message_id: str, media: list[str]) -> bytes:
-    event = orjson.loads(payload("bandwidth_v2", "message_received_mms.json"))[0]
-    event["message"]["id"] = message_id
-    event["message"]["media"] = media
-    return orjson.dumps([event])
-
-
 def test_mirrored_topic_holds_every_event_with_its_media_stored(
     make_config, endpoints, s3, topic, media_host, monkeypatch
 ) -> None:
@@ -117,18 +97,15 @@ def test_mirrored_topic_holds_every_event_with_its_media_stored(
                 "enabled": True,
                 "topic": topic,
                 "auth": {"unauthenticated": True},
-                "media_fetch": {
-                    "username": USER,
-                    "password": {"env": PASSWORD_VAR},
-                    "allow_private": True,  # the stand-in media host is on loopback
-                    # ... and the only one: the payloads' other media hosts are never asked.
-                    "allowed_hosts": ["127.0.0.1"],
-                    "retry_initial_seconds": 0.2,
-                    "retry_max_seconds": 1,
-                    "horizon_seconds": 3,
-                    "timeout_seconds": 2,  # /slow takes 3 s
-                    "max_bytes": 4096,  # /big-declared is 5,000 bytes
-                },
+                # Only the stand-in host, on loopback: the payloads' other hosts are never asked.
+                "media_fetch": media_fetch(
+                    PASSWORD_VAR,
+                    retry_initial_seconds=0.2,
+                    retry_max_seconds=1,
+                    horizon_seconds=3,
+                    timeout_seconds=2,  # /slow takes 3 s
+                    max_bytes=4096,  # /big-declared is 5,000 bytes
+                ),
             }
         },
         media={"store": "s3", "s3": s3_settings},

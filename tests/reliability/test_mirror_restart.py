@@ -7,38 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from tests.integration.test_mirror import mo_callback
 from tests.live import free_port, read_topic, running
+from tests.media_host import PASSWORD, media_fetch, mo_callback
 from tests.reliability.conftest import metric
-from tests.unit.test_fetch import PASSWORD, USER, MediaServer
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 150
 PASSWORD_VAR = "MMS_TEST_MIRROR_RESTART_PASSWORD"
-
-
-@pytest.fixture
-def media_host() -> Iterator[MediaServer]:
-    server = MediaServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def start_mirror(config_file: Path, port: int) -> subprocess.Popen[bytes]:
@@ -78,12 +63,7 @@ def test_sigkilled_mirror_loses_nothing(
                 "enabled": True,
                 "topic": topic,
                 "auth": {"unauthenticated": True},
-                "media_fetch": {
-                    "username": USER,
-                    "password": {"env": PASSWORD_VAR},
-                    "allow_private": True,
-                    "allowed_hosts": ["127.0.0.1"],
-                },
+                "media_fetch": media_fetch(PASSWORD_VAR),
             }
         },
     }

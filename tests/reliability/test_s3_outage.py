@@ -19,7 +19,6 @@ import base64
 import hashlib
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
@@ -40,11 +39,18 @@ from connector.config import Config
 from connector.devstack import Endpoints
 from connector.record import event_id
 from tests.helpers import payload
-from tests.integration.test_mirror import mo_callback
 from tests.live import Record, free_port, read_topic, running
+from tests.media_host import (
+    GOOD_AUTH,
+    JPEG,
+    MediaHost,
+    MediaServer,
+    media_fetch,
+    mo_callback,
+    serving,
+)
 from tests.reliability.conftest import bandwidth_event_ids, metric
 from tests.reliability.test_mirror_restart import PASSWORD_VAR, mirrored_count, start_mirror
-from tests.unit.test_fetch import GOOD_AUTH, JPEG, USER, MediaHost, MediaServer
 
 pytestmark = pytest.mark.integration
 
@@ -354,12 +360,11 @@ class OwnMedia(MediaHost):
 
 @pytest.fixture
 def own_media() -> Iterator[MediaServer]:
-    """The stand-in media host with /own.jpg; pytest resumes this after the test, pass or fail."""
-    with MediaServer() as server:
-        server.RequestHandlerClass = OwnMedia
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+    """The stand-in media host with /own.jpg."""
+    server = MediaServer()
+    server.RequestHandlerClass = OwnMedia
+    with serving(server):
         yield server
-        server.shutdown()
 
 
 def mirror_metrics(port: int) -> str:
@@ -400,15 +405,10 @@ def test_mirror_loses_nothing_while_s3_is_stopped_and_started_again(
                 "enabled": True,
                 "topic": topic,
                 "auth": {"unauthenticated": True},
-                "media_fetch": {
-                    "username": USER,
-                    "password": {"env": PASSWORD_VAR},
-                    "allow_private": True,
-                    "allowed_hosts": ["127.0.0.1"],
-                    # Retried soon after S3 is back; the horizon (an hour) is never reached.
-                    "retry_initial_seconds": 0.2,
-                    "retry_max_seconds": 1,
-                },
+                # Retried soon after S3 is back; the horizon (an hour) is never reached.
+                "media_fetch": media_fetch(
+                    PASSWORD_VAR, retry_initial_seconds=0.2, retry_max_seconds=1
+                ),
             }
         },
     }
