@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.serialization import MessageField, SerializationContext
+from obstore.store import S3Store
 
 from connector.codec import avro_deserializer, registry_client
 from connector.config import Config
@@ -117,3 +118,42 @@ def config_for(
     for key, value in top.items():
         raw[key] = {**raw.get(key, {}), **value}
     return Config.model_validate(raw)
+
+
+S3_KEY_ID_VAR, S3_SECRET_VAR = "MMS_T_S3_KEY_ID", "MMS_T_S3_SECRET"
+
+
+def s3_media(endpoints: Endpoints, prefix: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The `media.s3` block for the tests' S3 server under `prefix`, and the environment its
+    key references need (none when the server takes the client's default chain)."""
+    settings: dict[str, Any] = {
+        "bucket": endpoints.s3_bucket,
+        "endpoint_url": endpoints.s3_endpoint_url,
+        "prefix": prefix,
+    }
+    if not (endpoints.s3_access_key_id and endpoints.s3_secret_access_key):
+        return settings, {}
+    settings["access_key_id"] = {"env": S3_KEY_ID_VAR}
+    settings["secret_access_key"] = {"env": S3_SECRET_VAR}
+    env = {S3_KEY_ID_VAR: endpoints.s3_access_key_id, S3_SECRET_VAR: endpoints.s3_secret_access_key}
+    return settings, env
+
+
+def s3_bucket(endpoints: Endpoints) -> S3Store:
+    """An independent client on the tests' bucket: what a consumer sees."""
+    assert endpoints.s3_bucket, "no S3 server"
+    credentials = (
+        {
+            "access_key_id": endpoints.s3_access_key_id,
+            "secret_access_key": endpoints.s3_secret_access_key,
+        }
+        if endpoints.s3_access_key_id
+        else {}
+    )
+    return S3Store(
+        endpoints.s3_bucket,
+        endpoint=endpoints.s3_endpoint_url,
+        region="us-east-1",
+        client_options={"allow_http": True},
+        **credentials,
+    )

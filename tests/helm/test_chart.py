@@ -187,7 +187,8 @@ def test_names_and_labels_are_valid(any_render: Rendered) -> None:
 def test_default_and_full_render_the_expected_objects(
     default_render: Rendered, full_render: Rendered
 ) -> None:
-    always = {"Deployment", "Service", "ConfigMap", "ServiceAccount", "PodDisruptionBudget"}
+    # Pod: the `helm test` hook.
+    always = {"Deployment", "Service", "ConfigMap", "ServiceAccount", "PodDisruptionBudget", "Pod"}
     optional = {
         "Ingress",
         "HorizontalPodAutoscaler",
@@ -347,9 +348,26 @@ def test_pods_spread_over_nodes_and_zones(default_render: Rendered, full_render:
     assert "requiredDuringSchedulingIgnoredDuringExecution" in hard
 
 
-def test_rollout_keeps_capacity(any_render: Rendered) -> None:
-    strategy = any_render.one("Deployment")["spec"]["strategy"]
-    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+@pytest.mark.parametrize(
+    ("assignments", "expected"),
+    [
+        pytest.param([], {"maxUnavailable": 0, "maxSurge": 1}, id="keeps-capacity"),
+        # Hard anti-affinity with a pod on every node: a surge pod could never be scheduled
+        # (full-values' upgrade stalled on three kwok nodes in tests/cluster).
+        pytest.param(
+            ["podAntiAffinity=hard"], {"maxUnavailable": 1, "maxSurge": 0}, id="hard-one-by-one"
+        ),
+        pytest.param(
+            ["podAntiAffinity=hard", "rollingUpdate.maxUnavailable=0", "rollingUpdate.maxSurge=1"],
+            {"maxUnavailable": 0, "maxSurge": 1},
+            id="hard-with-spare-nodes",
+        ),
+        pytest.param(["rollingUpdate.maxSurge=25%"], {"maxUnavailable": 0, "maxSurge": "25%"}),
+    ],
+)
+def test_receiver_rollout(helm: Path, assignments: list[str], expected: dict[str, Any]) -> None:
+    deployment = render(helm, *sets(*assignments)).one("Deployment")
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == expected
 
 
 def test_replicas_belong_to_the_hpa_when_enabled(
@@ -410,7 +428,12 @@ def test_network_policy_limits_ingress_to_the_http_port(full_render: Rendered) -
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     (rule,) = policy["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
-    assert len(rule["from"]) == 2
+    # The values' two namespaces, and the chart's own `helm test` pod (it checks /readyz).
+    *given, test_pod = rule["from"]
+    assert len(given) == 2
+    test_pod_labels = {"app.kubernetes.io/instance": "mms", "app.kubernetes.io/component": "test"}
+    assert test_pod == {"podSelector": {"matchLabels": test_pod_labels}}
+    assert full_render.one("Pod", "test")["metadata"]["labels"].items() >= test_pod_labels.items()
     dns = policy["egress"][0]
     assert {p["port"] for p in dns["ports"]} == {53}
 

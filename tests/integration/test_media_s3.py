@@ -17,13 +17,12 @@ from connector import cli
 from connector.config import Config
 from connector.devstack import Endpoints
 from tests.helpers import payload
-from tests.live import Record, running
+from tests.live import Record, running, s3_bucket, s3_media
 
 pytestmark = pytest.mark.integration
 
 MO = "mo_several_images.eml"
 MO_CT = 'multipart/mixed; boundary="b1"'
-KEY_ID_VAR, SECRET_VAR = "MMS_TEST_MEDIA_S3_KEY_ID", "MMS_TEST_MEDIA_S3_SECRET"
 
 
 @pytest.fixture
@@ -35,16 +34,9 @@ def prefix() -> str:
 @pytest.fixture
 def s3_settings(s3: Endpoints, prefix: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The `media.s3` block for the tests' server; its keys as secrets in the environment."""
-    settings: dict[str, Any] = {
-        "bucket": s3.s3_bucket,
-        "endpoint_url": s3.s3_endpoint_url,
-        "prefix": prefix,
-    }
-    if s3.s3_access_key_id and s3.s3_secret_access_key:
-        monkeypatch.setenv(KEY_ID_VAR, s3.s3_access_key_id)
-        monkeypatch.setenv(SECRET_VAR, s3.s3_secret_access_key)
-        settings["access_key_id"] = {"env": KEY_ID_VAR}
-        settings["secret_access_key"] = {"env": SECRET_VAR}
+    settings, env = s3_media(s3, prefix)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     return settings
 
 
@@ -58,19 +50,7 @@ def config(make_config, topic: str, s3_settings: dict[str, Any]) -> Config:
 
 @pytest.fixture
 def bucket(s3: Endpoints) -> S3Store:
-    """An independent client on the bucket: what a consumer sees."""
-    credentials = (
-        {"access_key_id": s3.s3_access_key_id, "secret_access_key": s3.s3_secret_access_key}
-        if s3.s3_access_key_id
-        else {}
-    )
-    return S3Store(
-        s3.s3_bucket,
-        endpoint=s3.s3_endpoint_url,
-        region="us-east-1",
-        client_options={"allow_http": True},
-        **credentials,
-    )
+    return s3_bucket(s3)
 
 
 def _post(base: str) -> httpx.Response:

@@ -14,13 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from obstore.store import S3Store
 
 from connector.config import Config
 from connector.devstack import Endpoints
 from connector.mirror import Mirror
 from tests.helpers import payload
-from tests.live import Record, read_topic, running
+from tests.live import Record, read_topic, running, s3_bucket, s3_media
 from tests.media_host import GOOD_AUTH, JPEG, PASSWORD, PNG, media_fetch, mo_callback
 
 pytestmark = pytest.mark.integration
@@ -73,21 +72,8 @@ def test_mirrored_topic_holds_every_event_with_its_media_stored(
     make_config, endpoints, s3, topic, media_host, monkeypatch
 ) -> None:
     prefix = f"test-mirror/{uuid.uuid4().hex[:12]}/"
-    s3_settings: dict[str, Any] = {
-        "bucket": s3.s3_bucket,
-        "endpoint_url": s3.s3_endpoint_url,
-        "prefix": prefix,
-    }
-    env = {PASSWORD_VAR: PASSWORD}
-    if s3.s3_access_key_id and s3.s3_secret_access_key:
-        env |= {
-            "T_MIRROR_S3_KEY": s3.s3_access_key_id,
-            "T_MIRROR_S3_SECRET": s3.s3_secret_access_key,
-        }
-        s3_settings |= {
-            "access_key_id": {"env": "T_MIRROR_S3_KEY"},
-            "secret_access_key": {"env": "T_MIRROR_S3_SECRET"},
-        }
+    s3_settings, s3_env = s3_media(s3, prefix)
+    env = {PASSWORD_VAR: PASSWORD, **s3_env}
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # the app reads its secrets from the process
     mirrored_topic = f"{topic}.mirrored"
@@ -186,17 +172,7 @@ def test_mirrored_topic_holds_every_event_with_its_media_stored(
         "status": "stored",
         "reason": None,
     }
-    bucket = S3Store(
-        s3.s3_bucket,
-        endpoint=s3.s3_endpoint_url,
-        region="us-east-1",
-        client_options={"allow_http": True},
-        **(
-            {"access_key_id": s3.s3_access_key_id, "secret_access_key": s3.s3_secret_access_key}
-            if s3.s3_access_key_id
-            else {}
-        ),
-    )
+    bucket = s3_bucket(s3)
     assert bytes(bucket.get(key).bytes()) == JPEG
     # The media host saw our credentials on its own URLs.
     assert {auth for path, _, auth in media_host.seen if path == "/photo.jpg"} == {GOOD_AUTH}

@@ -34,6 +34,16 @@ app.kubernetes.io/part-of: mms-connector
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The `helm test` pod: its own component, so no Service, PDB or HPA selects it. */}}
+{{- define "mms-connector.testLabels" -}}
+helm.sh/chart: {{ include "mms-connector.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-test" (include "mms-connector.name" . | trunc 58 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+app.kubernetes.io/part-of: mms-connector
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{/*
 The mirror (`mms-connector mirror`): its own name and selector, so the receiver's Service, PDB
 and HPA never count its pods. Its app.kubernetes.io/name differs (<name>-mirror) rather than
