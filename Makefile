@@ -17,6 +17,7 @@ dev: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check connector tests
 	$(VENV)/bin/ruff format --check connector tests
+	$(VENV)/bin/mypy -p connector
 
 test: lint
 	$(PY) -m pytest

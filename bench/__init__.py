@@ -1,1 +1,2 @@
-"""Throughput and latency benchmark of the connector: `python -m bench.run --help`."""
+"""Throughput and latency benchmark of the connector: `python -m bench.run --help`; which
+module holds what: bench/README.md ("Where things are")."""

@@ -30,9 +30,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.paths import RUNS
 from tests import fuzzing
-
-BENCH = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--family", action="append", help="only these families (default: all)")
     p.add_argument("--seed", type=int, help="one batch per family from this seed, then stop")
     p.add_argument("--examples", type=int, default=200, help="samples per batch (default 200)")
-    p.add_argument("--out", type=Path, default=BENCH / ".runs" / "fuzz")
+    p.add_argument("--out", type=Path, default=RUNS / "fuzz")
     args = p.parse_args(argv)
 
     # The pipeline logs what its safety nets catch; those are counted here as failures.

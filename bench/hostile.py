@@ -5,7 +5,7 @@
                                                                # another checkout's connector
 
 Starts Kafka and the registry (connector/devstack in `--stack-home`, as bench/run.py does),
-then `mms-connector serve` with all four providers enabled (bench/run.py's config), and sends,
+then `mms-connector serve` with every provider enabled (bench/stack.py's config), and sends,
 input by input, the worst callbacks that fit in the 10 MiB body limit (`ATTACKS`), each
 `--repeats` times with fresh ids. For each input: the statuses, the reply time (p50 and max,
 from connecting to the last byte of the answer), the server's peak RSS growth (VmHWM reset
@@ -27,22 +27,18 @@ import os
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import payloads, procstat
-from bench import run as bench_run
+from bench import options, payloads, procstat, report, stack
+from bench.paths import REPO, RUNS
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 MIB = 1024 * 1024
 BODY_LIMIT = 10 * MIB  # max_body_bytes' default
 BUDGET = 10_000_000  # what the largest bodies aim at, under BODY_LIMIT with their headers
@@ -441,16 +437,6 @@ def attack(port: int, pid: int, spec: Attack, repeats: int) -> Result:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def commit_of(source: Path) -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(source), *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "connector")
-    return git("rev-parse", "--short", "HEAD") + (" (connector/ modified)" if dirty else "")
-
-
 def render(run: dict[str, Any], before: dict[str, Any] | None) -> str:
     lines = [
         f"# Hostile inputs, {run['started'][:10]}",
@@ -514,49 +500,42 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--source", type=Path, default=REPO, help="checkout whose connector/ to run")
     p.add_argument("--repeats", type=int, default=3, help="sends per input (default 3)")
     p.add_argument("--only", action="append", choices=[a.name for a in ATTACKS])
-    p.add_argument("--stack-home", type=Path, default=BENCH / ".stack")
-    p.add_argument("--keep-stack", action="store_true", help="leave Kafka and the registry up")
     p.add_argument("--before", type=Path, help="a previous run's JSON: add a before/after table")
-    p.add_argument("--out", type=Path, default=BENCH / "results")
-    p.add_argument("--what", default="hostile", help="name in the result files")
+    options.add_stack_and_output(p, "hostile")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from connector import devstack
-
     source = args.source.resolve()
     run: dict[str, Any] = {
-        "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "python -m bench.hostile " + " ".join(sys.argv[1:] if argv is None else argv),
+        "started": report.now(),
+        "command": report.command("bench.hostile", argv),
         "source": str(source),
-        "commit": commit_of(source),
+        "commit": report.commit_of(source),
         "loadavg_start": procstat.load_average(),
         "cpus": os.cpu_count(),
         "repeats": args.repeats,
         "results": [],
     }
-    bench_run.RUNS.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="hostile-", dir=bench_run.RUNS))
+    RUNS.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="hostile-", dir=RUNS))
     print(f"connector from {source} ({run['commit']}); stack in {args.stack_home}", flush=True)
-    endpoints = devstack.up(args.stack_home)
-    try:
+    with stack.running(args.stack_home, args.keep_stack) as endpoints:
         topic = f"mms.hostile.{os.getpid()}.{int(time.time())}"
-        bench_run.create_topics(endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
-        port = bench_run.free_port()
-        config = workdir / "connector.yaml"
+        stack.create_topics(endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
+        env = {"PYTHONPATH": str(source)}
         media = workdir / "media"
-        bench_run.connector_config(config, endpoints, port, topic, media, bench_run.parse([]))
-        cmd = [str(bench_run.VENV_BIN / "mms-connector"), "serve", "--config", str(config)]
-        env = {**os.environ, "PYTHONPATH": str(source)}
-        with bench_run.server(cmd, workdir / "connector.log", env) as proc:
-            bench_run.wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        with stack.serve_connector(workdir, "connector", endpoints, topic, media, env) as served:
+            port, proc, _log = served
             for spec in ATTACKS:
                 if args.only and spec.name not in args.only:
                     continue
                 if not procstat.alive(proc.pid):
                     print(f"  {spec.name}: skipped, the server is gone", flush=True)
+                    continue
+                if spec.provider not in payloads.PATHS and spec.provider != "(HTTP)":
+                    print(f"  {spec.name}: skipped, no provider {spec.provider}", flush=True)
                     continue
                 r = attack(port, proc.pid, spec, args.repeats)
                 run["results"].append(
@@ -568,17 +547,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"healthz max {r.healthz_max_ms} ms",
                     flush=True,
                 )
-    finally:
-        if not args.keep_stack:
-            devstack.down(args.stack_home)
     run["loadavg_end"] = procstat.load_average()
     before = json.loads(args.before.read_text()) if args.before else None
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{run['started'][:10]}-{args.what}"
-    stem.with_suffix(".json").write_text(json.dumps(run, indent=1))
-    stem.with_suffix(".md").write_text(render(run, before))
-    print(render(run, before))
-    print(f"wrote {stem}.json and .md (logs in {workdir})", flush=True)
+    stem = f"{run['started'][:10]}-{args.what}"
+    report.write(args.out, stem, run, render(run, before), f" (logs in {workdir})")
     return 0 if all(r["met"] for r in run["results"]) else 1
 
 

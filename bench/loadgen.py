@@ -1,7 +1,7 @@
 """HTTP/1.1 load generator: raw asyncio protocols on uvloop, keep-alive, no pipelining.
 
-Run as its own process (`python -m bench.loadgen SPEC.json OUT.json`) so its CPU is not the
-server's. Two modes:
+Run as its own process (`python -m bench.loadgen SPEC.json OUT.json`, or `run(spec, ...)` from
+a benchmark) so its CPU is not the server's. Two modes:
 
 - open: requests are *scheduled* at a fixed arrival rate, whatever the server does; latency runs
   from each request's scheduled time, so time spent waiting for a free connection counts
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench import payloads, procstat
+from bench.processes import run_module
 
 perf = time.perf_counter
 
@@ -403,6 +404,14 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
         "max": round(values[-1] * 1000, 2),
         "mean": round(sum(values) / n * 1000, 2),
     }
+
+
+def run(spec: Spec, workdir: Path, name: str) -> dict[str, Any]:
+    """The generator on `spec` in a process of its own (files workdir/<name>.*); its result."""
+    budget = spec.warmup + spec.duration + spec.drain_seconds + 120
+    if spec.count:
+        budget += spec.count / spec.rate * 1.5
+    return run_module(["bench.loadgen"], asdict(spec), workdir, name, budget)
 
 
 async def _main(spec: Spec) -> dict[str, Any]:

@@ -42,23 +42,17 @@ from typing import Any
 
 import yaml
 
-from bench import payloads, procstat
-from bench.hostile import commit_of
-from bench.run import (
-    BENCH,
-    PY,
-    REPO,
-    RUNS,
-    VENV_BIN,
+from bench import options, payloads, procstat, report
+from bench.paths import MMS_CONNECTOR, PY, REPO, RUNS
+from bench.processes import free_port, run_module, server, wait_http, wait_port
+from bench.stack import (
     create_topics,
-    free_port,
-    machine,
+    encoder,
+    running,
     s3_delete_prefix,
     s3_media,
     s3_store,
-    server,
-    wait_http,
-    wait_port,
+    stack_pids,
 )
 
 PROVIDER = "bandwidth-v2"
@@ -195,19 +189,11 @@ def produce_events(endpoints: Any, topic: str, host: str, events: int) -> int:
     from confluent_kafka import Producer
 
     from connector import pipeline
-    from connector.callback import Callback
-    from connector.codec import Codec, registry_client
-    from connector.config import Config
+    from connector.providers.contract import Callback
 
-    config = Config.model_validate(
-        {
-            "schema_registry": {"url": endpoints.registry_url},
-            "providers": {PROVIDER: {"enabled": True, "topic": topic}},
-        }
-    )
-    route = next(r for r in pipeline.routes(config) if r.name == PROVIDER)
-    codec = Codec(registry_client(endpoints.registry_url), "BACKWARD_TRANSITIVE")
-    codec.register(topic)
+    providers = {PROVIDER: {"enabled": True, "topic": topic}}
+    routes, codec = encoder(endpoints.registry_url, topic, providers, None)
+    route = routes[PROVIDER]
     template = json.loads(
         (payloads.PAYLOADS / "bandwidth_v2/message_received_mms.json").read_text()
     )
@@ -228,7 +214,7 @@ def produce_events(endpoints: Any, topic: str, host: str, events: int) -> int:
             "application/json",
         )
         for out in pipeline.translate(route, callback):
-            m = out.message(codec)
+            m = out.kafka_record(codec)
             producer.produce(m.topic, m.value, m.key, headers=list(m.headers))
         producer.poll(0)
     if producer.flush(60):
@@ -341,7 +327,7 @@ def measure_mirror(
         media, store_env = s3_media(endpoints, prefix)
         cfg = workdir / "mirror.yaml"
         mirror_config(cfg, endpoints, source, prefix, media, opts)
-        cmd = [str(VENV_BIN / "mms-connector"), "mirror", "--config", str(cfg)]
+        cmd = [MMS_CONNECTOR, "mirror", "--config", str(cfg)]
         cmd += ["--host", "127.0.0.1", "--port", str(mirror_port)]
         try:
             with server(cmd, workdir / "mirror.log", env={**env, **store_env}) as proc:
@@ -412,21 +398,13 @@ def measure_ceiling(
     prefix = f"bench/ceiling-{workdir.name}/"
     spec = {"endpoints": asdict(endpoints), "prefix": prefix, "count": count}
     spec["concurrency"] = opts.concurrency
-    spec_file, out_file = workdir / "ceiling.spec.json", workdir / "ceiling.json"
-    spec_file.write_text(json.dumps(spec))
     loadavg = procstat.load_average()
     try:
         cpu0 = cpu_of(watch)
-        subprocess.run(
-            [PY, "-m", "bench.mirror", "put-ceiling", str(spec_file), str(out_file)],
-            cwd=REPO,
-            check=True,
-            timeout=600,
-        )
+        out = run_module(["bench.mirror", "put-ceiling"], spec, workdir, "ceiling", timeout=600)
         cpu1 = cpu_of(watch)
     finally:
         s3_delete_prefix(opts.stack_home, endpoints.s3_bucket, prefix)
-    out = json.loads(out_file.read_text())
     result = figures("raw S3 put (obstore)", out["seconds"], count, out["bytes"], out["cpu_s"])
     result |= {
         # The driver and the ceiling process's start-up fall outside its own window: S3Proxy's
@@ -439,14 +417,9 @@ def measure_ceiling(
 
 
 def render(result: Result) -> str:
+    title = f"Mirror benchmark: {result.options['what']}"
     lines = [
-        f"# Mirror benchmark: {result.options['what']} ({result.started})",
-        "",
-        f"Command: `{result.command}`  ",
-        f"Commit: `{result.commit}`  ",
-        f"Machine: {result.machine['cpus']} CPUs, {result.machine['cpu_model']}; "
-        f"Python {result.machine['python']}; load average at start "
-        f"{result.machine['loadavg_start']}",
+        *report.heading(title, result.started, result.command, result.commit, result.machine),
         "",
         "The mirror (`mms-connector mirror`, S3 store on the stack's S3Proxy) drains a backlog "
         "of Bandwidth v2 records whose media (20-300 KB, basic auth) a local media host "
@@ -497,10 +470,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=16,
         help="mirror.concurrency, and the ceiling's puts at once (the connector's default)",
     )
-    p.add_argument("--stack-home", type=Path, default=BENCH / ".stack")
-    p.add_argument("--keep-stack", action="store_true", help="leave the stack up")
-    p.add_argument("--out", type=Path, default=BENCH / "results")
-    p.add_argument("--what", default="mirror", help="name in the result files")
+    options.add_stack_and_output(p, "mirror")
     a = p.parse_args(argv)
     a.stack_home = a.stack_home.resolve()
     return a
@@ -515,40 +485,28 @@ def main(argv: list[str] | None = None) -> int:
         put_ceiling(Path(args[1]), Path(args[2]))
         return 0
     opts = parse(args)
-    from connector import devstack
-
-    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = report.now()
     result = Result(
         started=started,
-        command="python -m bench.mirror " + " ".join(args),
-        commit=commit_of(REPO),
-        machine=machine(),
-        options={k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
+        command=report.command("bench.mirror", args),
+        commit=report.commit_of(REPO),
+        machine=report.machine(),
+        options=report.options_record(vars(opts)),
     )
     RUNS.mkdir(parents=True, exist_ok=True)
     workdir = RUNS / f"mirror-{secrets.token_hex(3)}"
     workdir.mkdir()
     print(f"load average {result.machine['loadavg_start']}; stack in {opts.stack_home}")
-    endpoints = devstack.up(opts.stack_home)
-    try:
-        state = json.loads((opts.stack_home / "state.json").read_text())
-        watch = {"s3": state.get("s3_pid") or 0, "broker": state.get("kafka_pid") or 0}
+    with running(opts.stack_home, opts.keep_stack) as endpoints:
+        watch = stack_pids(opts.stack_home)
         mirrored, got = measure_mirror(opts, workdir, endpoints, watch)
         result.systems.append(mirrored)
         print(json.dumps({k: v for k, v in mirrored.items() if not isinstance(v, dict)}))
         ceiling = measure_ceiling(opts, workdir, endpoints, watch, max(100, int(got["media"])))
         result.systems.append(ceiling)
         print(json.dumps({k: v for k, v in ceiling.items() if not isinstance(v, dict)}))
-    finally:
-        if not opts.keep_stack:
-            devstack.down(opts.stack_home)
     result.machine["loadavg_end"] = procstat.load_average()
-    opts.out.mkdir(parents=True, exist_ok=True)
-    stem = opts.out / f"{started[:10]}-{opts.what}"
-    Path(f"{stem}.json").write_text(json.dumps(asdict(result), indent=1, default=str))
-    Path(f"{stem}.md").write_text(render(result))
-    print(render(result))
-    print(f"wrote {stem}.json and .md", flush=True)
+    report.write(opts.out, f"{started[:10]}-{opts.what}", asdict(result), render(result))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -12,24 +12,18 @@ from __future__ import annotations
 import base64
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.paths import REPO
+from connector.config import Config
+from connector.providers import PROVIDERS
+
 PAYLOADS = REPO / "tests" / "payloads"
 
 SLOT = "@@ID@@"
 ID_WIDTH = 16  # a multiple of 4, so the token can stand in for base64 text too
-
-PATHS = {
-    "bandwidth-v1": "/callbacks/bandwidth-v1",
-    "bandwidth-v2": "/callbacks/bandwidth-v2",
-    "openmarket": "/callbacks/openmarket",
-    "sinch": "/callbacks/sinch",
-}
-
-MIXES = ("json", "xml", "multipart", "mixed")
 
 
 @dataclass(frozen=True)
@@ -174,24 +168,87 @@ def openmarket_mo(variants: int = 12, seed: int = 7) -> list[tuple[Template, int
     return out
 
 
+Generator = Callable[[], list[tuple[Template, int]]]
+
+# The callbacks the benchmark sends, by the connector's provider name (connector.providers):
+# what a provider has no generator for, no mix sends and no benchmark enables (`left_out`).
+GENERATORS: dict[str, dict[str, Generator]] = {
+    "bandwidth-v1": {"json": bandwidth_v1},
+    "bandwidth-v2": {"json": bandwidth_v2},
+    "openmarket": {"report": openmarket_report, "mo": openmarket_mo},
+    "sinch": {"xml": sinch_xml, "json": sinch_json},
+}
+
+# What a provider's config needs for these callbacks: the seeds' national numbers are American.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "bandwidth-v1": {"default_country": "US"},
+    "bandwidth-v2": {"default_country": "US"},
+    "sinch": {"default_country": "US"},
+}
+
+# Each mix: (provider, its generator, share); a generator's weights are multiplied by the share.
+_MIXES: dict[str, tuple[tuple[str, str, int], ...]] = {
+    "json": (("bandwidth-v2", "json", 1),),
+    "xml": (("sinch", "xml", 1),),
+    "multipart": (("openmarket", "mo", 1),),
+    "mixed": (
+        ("bandwidth-v2", "json", 40),
+        ("bandwidth-v1", "json", 15),
+        ("sinch", "xml", 15),
+        ("sinch", "json", 10),
+        ("openmarket", "report", 15),
+        ("openmarket", "mo", 5),
+    ),
+}
+MIXES = tuple(_MIXES)
+
+# The connector's providers this benchmark has callbacks for, in the connector's order.
+COVERED = [name for name in PROVIDERS if name in GENERATORS]
+
+
+def provider_settings(name: str) -> dict[str, Any]:
+    """`providers.<name>` enabling a covered provider for these callbacks."""
+    return {"enabled": True, **SETTINGS.get(name, {})}
+
+
+def _route_paths() -> dict[str, str]:
+    config = Config.model_validate({"providers": {n: provider_settings(n) for n in COVERED}})
+    return {name: config.route_path(name) for name in COVERED}
+
+
+# Where the connector takes each covered provider's callbacks.
+PATHS = _route_paths()
+
+
+def left_out() -> list[str]:
+    """Notes on what the connector and these generators do not share (for the run to print)."""
+    notes = [
+        f"provider {name}: no callback generator in bench/payloads.py; no mix sends it any"
+        for name in PROVIDERS
+        if name not in GENERATORS
+    ]
+    notes += [
+        f"bench/payloads.py has callbacks for {name}, which the connector does not know: skipped"
+        for name in GENERATORS
+        if name not in PROVIDERS
+    ]
+    return notes
+
+
+def providers_of(name: str) -> list[str]:
+    """The covered providers mix `name` sends callbacks of (none: nothing to send)."""
+    return sorted({provider for provider, _g, _s in _MIXES[name] if provider in PATHS})
+
+
 def mix(name: str) -> list[tuple[Template, int]]:
-    if name == "json":
-        return bandwidth_v2()
-    if name == "xml":
-        return sinch_xml()
-    if name == "multipart":
-        return openmarket_mo()
-    if name == "mixed":
-        weighted = [
-            (bandwidth_v2(), 40),
-            (bandwidth_v1(), 15),
-            (sinch_xml(), 15),
-            (sinch_json(), 10),
-            (openmarket_report(), 15),
-            (openmarket_mo(), 5),
-        ]
-        return [(t, w * share) for group, share in weighted for t, w in group]
-    raise ValueError(f"unknown mix {name!r}; known: {', '.join(MIXES)}")
+    if name not in _MIXES:
+        raise ValueError(f"unknown mix {name!r}; known: {', '.join(MIXES)}")
+    return [
+        (template, weight * share)
+        for provider, generator, share in _MIXES[name]
+        if provider in PATHS
+        for template, weight in GENERATORS[provider][generator]()
+    ]
 
 
 def sequence(templates: list[tuple[Template, int]], length: int = 1000, seed: int = 1) -> list[int]:

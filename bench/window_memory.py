@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench import payloads
 from connector import pipeline, server
-from connector.callback import Callback
 from connector.config import Config
 from connector.dedupe import Window
+from connector.providers.contract import Callback
 
 
 def rss_mb() -> float:
@@ -39,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--glibc-default", action="store_true", help="GC tuning only, no mallopt")
     a = p.parse_args(argv)
 
-    config = Config.model_validate(
-        {"providers": {"bandwidth-v2": {"enabled": True, "default_country": "US"}}}
-    )
+    provider = "bandwidth-v2"  # the json mix's
+    config = Config.model_validate({"providers": {provider: payloads.provider_settings(provider)}})
     (route,) = pipeline.routes(config)
     window = Window(3600, a.window)
     templates = payloads.mix("json")

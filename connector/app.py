@@ -23,19 +23,19 @@ from datetime import UTC, datetime
 from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette import routing
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route as HttpRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from connector import auth, dead_letters, metrics, pipeline
-from connector.callback import Callback, Refusal, Reply, json_reply, refused_json
 from connector.codec import DEAD_LETTER_SCHEMA, Codec, registry_client
 from connector.config import Config
 from connector.consumer import recent_event_ids
 from connector.dedupe import Window
-from connector.publisher import OutMessage, Publisher, PublishError
+from connector.providers.contract import Callback, Refusal, Reply, json_reply, refused_json
+from connector.publisher import KafkaRecord, Publisher, PublishError
 
 log = logging.getLogger("connector.callbacks")
 
@@ -66,6 +66,15 @@ class LoopLag:
             self.seconds += self.WEIGHT * (late - self.seconds)
 
 
+@dataclass(frozen=True)
+class Clients:
+    """What start-up connects, built whole: the registry, the codec on it, the producer."""
+
+    registry: SchemaRegistryClient
+    codec: Codec
+    publisher: Publisher
+
+
 @dataclass
 class Runtime:
     """What the lifespan builds and the handlers share."""
@@ -73,9 +82,7 @@ class Runtime:
     config: Config
     env: Mapping[str, str]
     window: Window
-    registry: SchemaRegistryClient | None = None
-    codec: Codec | None = None
-    publisher: Publisher | None = None
+    clients: Clients | None = None  # set once start-up has connected them all
     in_flight: int = 0
     loop_lag: LoopLag = dataclasses.field(default_factory=LoopLag)
     # Translation off the loop (large bodies, remote media stores) gets threads of its own: on
@@ -86,32 +93,26 @@ class Runtime:
     )
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    route: pipeline.Route
-    auth: auth.Authenticator
-
-
 def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
     env = os.environ if env is None else env
     runtime = Runtime(config, env, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
-    endpoints = [_endpoint(route, env) for route in pipeline.routes(config, env)]
+    handlers = [CallbackHandler(route, runtime) for route in pipeline.routes(config, env)]
 
     for warning in config.warnings():
         log.warning("config: %s", warning)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await asyncio.to_thread(_start, runtime, [e.route for e in endpoints])
+        clients = await asyncio.to_thread(_start, runtime, [h.route for h in handlers])
+        runtime.clients = clients
         watcher = asyncio.create_task(runtime.loop_lag.watch())
         try:
             yield
         finally:
             watcher.cancel()
             runtime.workers.shutdown(wait=False, cancel_futures=True)
-            assert runtime.publisher is not None
             left = await asyncio.to_thread(
-                runtime.publisher.close, config.kafka.flush_timeout_seconds
+                clients.publisher.close, config.kafka.flush_timeout_seconds
             )
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)
@@ -121,9 +122,10 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
 
     async def readyz(_request: Request) -> Response:
         """Ready: schemas registered at start-up, Kafka and the registry answering now."""
-        publisher, registry = runtime.publisher, runtime.registry
-        if publisher is None or registry is None:
+        clients = runtime.clients
+        if clients is None:
             return JSONResponse({"status": "starting"}, status_code=503)
+        publisher, registry = clients.publisher, clients.registry
         for name, check in (
             ("kafka", lambda: publisher.ping(2.0)),
             ("registry", registry.get_subjects),
@@ -140,27 +142,20 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
-        HttpRoute(
-            e.route.path + ("/{token}" if e.auth.token_in_path else ""),
-            CallbackEndpoint(e, runtime),
-            methods=["POST"],
+        routing.Route(
+            h.route.path + ("/{token}" if h.auth.token_in_path else ""), h, methods=["POST"]
         )
-        for e in endpoints
+        for h in handlers
     ]
     routes += [
-        HttpRoute("/healthz", healthz),
-        HttpRoute("/readyz", readyz),
-        HttpRoute("/metrics", prometheus),
+        routing.Route("/healthz", healthz),
+        routing.Route("/readyz", readyz),
+        routing.Route("/metrics", prometheus),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _endpoint(route: pipeline.Route, env: Mapping[str, str]) -> Endpoint:
-    authenticator = auth.Authenticator(route.settings.auth, env, f"providers.{route.name}.auth")
-    return Endpoint(route=route, auth=authenticator)
-
-
-def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
+def _start(runtime: Runtime, routes: list[pipeline.Route]) -> Clients:
     """Register schemas (setting compatibility), rebuild the dedupe window, start producing."""
     config = runtime.config
     registry = registry_client(config.schema_registry.client_settings(runtime.env))
@@ -181,24 +176,26 @@ def _start(runtime: Runtime, routes: list[pipeline.Route]) -> None:
         else:
             runtime.window.remember(seen)
             log.info("dedupe window rebuilt from Kafka: %d event id(s)", len(runtime.window))
-    runtime.codec = codec
-    runtime.registry = registry
-    runtime.publisher = Publisher(kafka, config.kafka.producer)
+    return Clients(registry, codec, Publisher(kafka, config.kafka.producer))
 
 
-class CallbackEndpoint:
+class CallbackHandler:
     """One provider's callback route, as a plain ASGI app.
 
     The hot path of the connector: no Request or Response objects, no task per request, so the
     per-callback overhead stays small next to translation and encoding (see bench/).
     """
 
-    def __init__(self, endpoint: Endpoint, runtime: Runtime) -> None:
-        self.endpoint = endpoint
+    def __init__(self, route: pipeline.Route, runtime: Runtime) -> None:
+        self.route = route
+        # Secrets are read here, when the app is built: a missing one stops start-up.
+        self.auth = auth.Authenticator(
+            route.settings.auth, runtime.env, f"providers.{route.name}.auth"
+        )
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime, name = self.runtime, self.endpoint.route.name
+        runtime, name = self.runtime, self.route.name
         server = runtime.config.server
         if (
             runtime.in_flight >= server.max_in_flight
@@ -213,7 +210,7 @@ class CallbackEndpoint:
         runtime.in_flight += 1
         metrics.IN_FLIGHT.inc()
         try:
-            reply = await _handle(self.endpoint, scope, receive, runtime)
+            reply = await _handle(self, scope, receive)
         except Exception:
             # Our bug, never the provider's: no traceback in the reply, and it will retry.
             log.exception("%s: callback handling failed", name)
@@ -233,14 +230,14 @@ OFFLOAD_BYTES = 256 * 1024
 MAX_REQUEST_ID_CHARS = 128
 
 
-async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: Runtime) -> Reply:
-    route = endpoint.route
+async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> Reply:
+    route, runtime = handler.route, handler.runtime
     started = time.perf_counter()
     headers = _headers(scope["headers"])
     outcome = _Outcome(route.name, headers.get("x-request-id", "")[:MAX_REQUEST_ID_CHARS], started)
     client = scope.get("client")
     try:
-        endpoint.auth.check(
+        handler.auth.check(
             auth.Request(headers, client[0] if client else None, scope["path_params"].get("token"))
         )
     except Refusal as refusal:
@@ -248,7 +245,8 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
         outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
         extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if refusal.status == 401 else {}
         return _refusal_json(refusal, extra)
-    if runtime.publisher is None:
+    clients = runtime.clients
+    if clients is None:
         # Only an app served without its lifespan gets here (uvicorn serves after start-up).
         return _unavailable("starting", "the connector is starting; retry later")
 
@@ -261,7 +259,7 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
         # Too large to keep, but kept track of: the letter holds the headers, and the provider
         # gets its dead-letter answer (OpenMarket retried a 413 for ever).
         empty = Callback(b"", headers, received_at, content_type)
-        return await _dead_letter(endpoint, empty, refusal, runtime, outcome)
+        return await _dead_letter(route, empty, refusal, runtime, clients, outcome)
     except (TimeoutError, _Disconnected):
         outcome.log("refused", logging.WARNING, error="body_timeout")
         return _refusal_json(Refusal("body_timeout", "request body not received", 408))
@@ -272,13 +270,12 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
     # waiting after its own timeout whichever step is slow.
     deadline = loop.time() + route.settings.deadline_seconds
     try:
-        store = route.context.media_store
-        if len(body) > OFFLOAD_BYTES or (route.provider.stores_media and store and store.remote):
+        if len(body) > OFFLOAD_BYTES or (route.provider.stores_media and route.store.remote):
             work = loop.run_in_executor(runtime.workers, pipeline.translate, route, callback)
             async with asyncio.timeout_at(deadline):
-                outgoing = await work
+                encoded = await work
         else:
-            outgoing = pipeline.translate(route, callback)
+            encoded = pipeline.translate(route, callback)
     except TimeoutError:
         # The thread goes on (a media put is idempotent); the provider retries meanwhile.
         outcome.log("failed", logging.ERROR, error="translate_timeout")
@@ -288,8 +285,8 @@ async def _handle(endpoint: Endpoint, scope: Scope, receive: Receive, runtime: R
             # Our side failed (e.g. the media store), not the callback: let the provider retry.
             outcome.log("failed", logging.ERROR, error=refusal.code, detail=refusal.detail)
             return _unavailable(refusal.code, refusal.detail)
-        return await _dead_letter(endpoint, callback, refusal, runtime, outcome)
-    return await _publish(route, outgoing, runtime, outcome, deadline)
+        return await _dead_letter(route, callback, refusal, runtime, clients, outcome)
+    return await _publish(route, encoded, runtime, clients, outcome, deadline)
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -306,16 +303,16 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 async def _publish(
     route: pipeline.Route,
-    outgoing: list[pipeline.Outgoing],
+    encoded: list[pipeline.EncodedEvent],
     runtime: Runtime,
+    clients: Clients,
     outcome: _Outcome,
     deadline: float,
 ) -> Reply:
-    codec, publisher, window = runtime.codec, runtime.publisher, runtime.window
-    assert codec is not None and publisher is not None  # set by the lifespan before serving
-    ids = [o.event.event_id for o in outgoing]
+    codec, publisher, window = clients.codec, clients.publisher, runtime.window
+    ids = [o.event.event_id for o in encoded]
     fresh, waits, claimed = [], set(), {}
-    for o in outgoing:
+    for o in encoded:
         event_id = o.event.event_id
         pending = window.pending(event_id)
         if pending is not None:
@@ -326,7 +323,7 @@ async def _publish(
         elif event_id not in claimed:
             fresh.append(o)
             claimed[event_id] = o.digest
-    messages = [o.message(codec) for o in fresh]
+    messages = [o.kafka_record(codec) for o in fresh]
 
     try:
         if messages:
@@ -354,12 +351,12 @@ async def _publish(
 
     for o in fresh:
         metrics.RECORDS.labels(o.topic).inc()
-    duplicates = len(outgoing) - len(fresh)
+    duplicates = len(encoded) - len(fresh)
     if duplicates:
         metrics.DUPLICATES.labels(route.name).inc(duplicates)
     metrics.PRODUCE_LATENCY.labels(route.name).observe(time.perf_counter() - outcome.started)
     outcome.log("published" if fresh else "duplicate", event_ids=ids, duplicates=duplicates)
-    return route.provider.accepted([o.event for o in outgoing])
+    return route.provider.accepted([o.event for o in encoded])
 
 
 def _conflicting_repeat(route: pipeline.Route, event_id: str, outcome: _Outcome) -> None:
@@ -377,11 +374,14 @@ def _conflicting_repeat(route: pipeline.Route, event_id: str, outcome: _Outcome)
 
 
 async def _dead_letter(
-    endpoint: Endpoint, callback: Callback, refusal: Refusal, runtime: Runtime, outcome: _Outcome
+    route: pipeline.Route,
+    callback: Callback,
+    refusal: Refusal,
+    runtime: Runtime,
+    clients: Clients,
+    outcome: _Outcome,
 ) -> Reply:
-    route = endpoint.route
-    codec, publisher = runtime.codec, runtime.publisher
-    assert codec is not None and publisher is not None
+    codec, publisher = clients.codec, clients.publisher
     topic = runtime.config.dead_letters.topic
     try:
         keep = functools.partial(
@@ -390,7 +390,7 @@ async def _dead_letter(
             route.path,
             callback,
             refusal,
-            route.context.media_store,
+            route.store,
             runtime.config.dead_letters.inline_max_bytes,
         )
         # A large body goes to the media store: off the loop, like translating it.
@@ -398,7 +398,7 @@ async def _dead_letter(
             letter = await asyncio.get_running_loop().run_in_executor(runtime.workers, keep)
         else:
             letter = keep()
-        message = OutMessage(
+        message = KafkaRecord(
             topic,
             route.name.encode(),
             codec.encode(topic, letter),

@@ -13,8 +13,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from connector.callback import Refusal
 from connector.config import AuthConfig
+from connector.providers.contract import Refusal
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

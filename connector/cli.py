@@ -16,8 +16,8 @@ import orjson
 
 from connector import config as config_mod
 from connector import logs, pipeline
-from connector.callback import Callback, Refusal
 from connector.codec import avro_deserializer, registry_client
+from connector.providers.contract import Callback, Refusal
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = os.environ
@@ -130,22 +130,29 @@ def _dev(args: argparse.Namespace) -> int:
         ENV.update(s3)
     config = config_mod.load(args.config, stack)
     base = f"http://127.0.0.1:{args.port}"
-    sample = REPO / "tests" / "payloads" / "bandwidth_v2" / "message_received_mms.json"
+    routes = pipeline.routes(config)
+    if not routes:
+        raise config_mod.ConfigError(f"{args.config}: no provider is enabled")
+    first = routes[0]
+    sample = first.provider.sample
+    # The sample ships in the package; curl wants it as a file.
+    sample_file = devstack.default_home() / f"sample-{first.name}"
+    sample_file.write_bytes(sample.body)
     print(
         f"""
 Kafka: {endpoints.bootstrap_servers}   registry: {endpoints.registry_url}
 S3: {endpoints.s3_endpoint_url} (bucket {endpoints.s3_bucket})
 Callback endpoints:"""
-        + "".join(f"\n  {base}{r.path}" for r in pipeline.routes(config))
+        + "".join(f"\n  {base}{r.path}" for r in routes)
         + f"""
 
-Send a Bandwidth v2 callback:
-  curl -s -X POST -H 'Content-Type: application/json' --data @{sample} \\
-       {base}{config.route_path("bandwidth-v2")}
+Send {first.name} {sample.description}:
+  curl -s -X POST -H 'Content-Type: {sample.content_type}' --data-binary @{sample_file} \\
+       {base}{first.path}
 See what consumers see (another terminal):
   MMS_KAFKA_BOOTSTRAP_SERVERS={endpoints.bootstrap_servers} \\
   MMS_SCHEMA_REGISTRY_URL={endpoints.registry_url} \\
-  .venv/bin/mms-connector tail --topic {config.providers["bandwidth-v2"].topic} --from-beginning
+  .venv/bin/mms-connector tail --topic {first.settings.topic} --from-beginning
 Fetch a record's media by its uri (the local stack's fixed, local-only credentials):
   MMS_S3_ENDPOINT_URL={endpoints.s3_endpoint_url} \\
   MMS_S3_ACCESS_KEY_ID={endpoints.s3_access_key_id} \\
@@ -179,12 +186,12 @@ def _translate(args: argparse.Namespace) -> int:
         headers["content-type"] = args.content_type
     callback = Callback(body, headers, datetime.now(UTC), headers.get("content-type", ""))
     try:
-        outgoing = pipeline.translate(route, callback)
+        encoded = pipeline.translate(route, callback)
     except Refusal as refusal:
         reply = route.provider.refused(refusal)
         sys.stderr.write(f"{reply.status} {reply.body.decode(errors='replace')}\n")
         return 1
-    for o in outgoing:
+    for o in encoded:
         _print_json({"topic": o.topic, "key": o.key, "headers": o.headers, "value": o.value()})
     return 0
 
@@ -260,7 +267,7 @@ async def _replay(
                 outcome = "provider_not_enabled"
             else:
                 try:
-                    letter_callback = dead_letters.callback(letter, route.context.media_store)
+                    letter_callback = dead_letters.callback(letter, route.store)
                 except (OSError, ValueError) as exc:
                     # Its body is gone from the media store (or no store holds it): say so and
                     # go on with the next letter.
@@ -268,14 +275,14 @@ async def _replay(
                     _print_json({**line, "outcome": "body_missing", "error": str(exc)})
                     continue
                 try:
-                    outgoing = pipeline.translate(route, letter_callback)
+                    encoded = pipeline.translate(route, letter_callback)
                 except Refusal as refusal:
                     outcome, line["error"] = "still_failing", refusal.code
                 else:
-                    ids = [o.event.event_id for o in outgoing]
-                    fresh = {i: o for i, o in zip(ids, outgoing, strict=True) if i not in published}
+                    ids = [o.event.event_id for o in encoded]
+                    fresh = {i: o for i, o in zip(ids, encoded, strict=True) if i not in published}
                     if fresh:
-                        await publisher.send([o.message(codec) for o in fresh.values()])
+                        await publisher.send([o.kafka_record(codec) for o in fresh.values()])
                         published.update(fresh)
                     outcome = "published" if fresh else "already_published"
                     line["event_ids"] = ids

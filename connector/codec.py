@@ -76,7 +76,11 @@ def avro_deserializer(registry: SchemaRegistryClient) -> AvroDeserializer:
     "associations" of the topic: an extra request a plain registry answers 404, and one that
     hung a test run forever on a stale keep-alive connection.
     """
-    return AvroDeserializer(registry, conf={"subject.name.strategy": topic_subject_name_strategy})
+    # Annotated: mypy types the constructor's result Any (the class sets `__init__ = __init_impl`).
+    deserializer: AvroDeserializer = AvroDeserializer(
+        registry, conf={"subject.name.strategy": topic_subject_name_strategy}
+    )
+    return deserializer
 
 
 def subject(topic: str) -> str:

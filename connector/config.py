@@ -24,9 +24,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
-from connector.callback import Limits
 from connector.providers import PROVIDERS
+from connector.providers.contract import Limits, OptionsT
 
 
 def _kafka_topic(v: str) -> str:
@@ -52,12 +53,11 @@ class Secret(Strict):
     def resolve(self, env: Mapping[str, str], key: str) -> str:
         if (self.env is None) == (self.file is None):
             raise ConfigError(f"{key}: give exactly one of env or file")
-        if self.env is not None:
-            value = env.get(self.env)
+        if self.file is None:
+            value = env.get(self.env or "")
             if not value:
                 raise ConfigError(f"{key}: environment variable {self.env} is not set")
             return value
-        assert self.file is not None
         try:
             return self.file.read_text().strip()
         except OSError as exc:
@@ -268,7 +268,12 @@ class MediaFetchConfig(Strict):
         return self
 
 
-class ProviderConfig(Strict):
+class ProviderConfig(BaseModel):
+    """The keys every provider has. Any other key is one of the provider's own options,
+    validated by its `Provider.options` model when the whole config is (Config)."""
+
+    model_config = ConfigDict(extra="allow")
+
     enabled: bool = False
     auth: AuthConfig = Field(default_factory=AuthConfig)
     path: str | None = None
@@ -279,14 +284,16 @@ class ProviderConfig(Strict):
     read_timeout_seconds: float = Field(30.0, gt=0)
     default_country: str | None = Field(None, min_length=2, max_length=2)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
-    # Parser budgets (connector.callback.Limits): past them a callback is refused (413).
-    max_parts: int = Field(_LIMITS.max_parts, gt=0)
-    max_part_bytes: int = Field(_LIMITS.max_part_bytes, gt=0)
+    # Parser budgets (connector.providers.contract.Limits): past them a callback is refused (413).
     max_elements: int = Field(_LIMITS.max_elements, gt=0)
     max_events: int = Field(_LIMITS.max_events, gt=0)
     max_media: int = Field(_LIMITS.max_media, ge=0)
     max_recipients: int = Field(_LIMITS.max_recipients, gt=0)
     media_fetch: MediaFetchConfig = Field(default_factory=MediaFetchConfig)
+
+    def options(self, model: type[OptionsT]) -> OptionsT:
+        """The provider's own options: the keys beside the common ones, read by its model."""
+        return model.model_validate(self.model_extra or {})
 
     @field_validator("path")
     @classmethod
@@ -342,6 +349,14 @@ class Config(Strict):
         unknown = sorted(set(v) - set(PROVIDERS))
         if unknown:
             raise ValueError(f"unknown provider {unknown[0]!r}; known: {', '.join(PROVIDERS)}")
+        problems = []
+        for name, settings in v.items():
+            try:
+                settings.options(PROVIDERS[name].options)
+            except ValidationError as exc:
+                problems += [(name, err) for err in exc.errors()]
+        if problems:
+            raise ProviderOptionsError(problems)
         return v
 
     def enabled(self) -> dict[str, ProviderConfig]:
@@ -364,8 +379,18 @@ class ConfigError(Exception):
     """A config that cannot be used; the message names each bad key."""
 
 
-def load(path: Path | str | None, env: dict[str, str] | None = None) -> Config:
-    env = dict(os.environ) if env is None else env
+class ProviderOptionsError(ValueError):
+    """Keys of `providers.<name>` that provider's own options model refused."""
+
+    def __init__(self, problems: list[tuple[str, ErrorDetails]]) -> None:
+        self.lines = [
+            (f"providers.{name}." + ".".join(str(part) for part in err["loc"]), err["msg"])
+            for name, err in problems
+        ]
+        super().__init__("; ".join(f"{key}: {msg}" for key, msg in self.lines))
+
+
+def load(path: Path | str | None, env: Mapping[str, str] | None = None) -> Config:
     raw: Any = {}
     if path is not None:
         try:
@@ -374,23 +399,27 @@ def load(path: Path | str | None, env: dict[str, str] | None = None) -> Config:
             raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    _apply_env(raw, env)
+    return _validated(raw, env, path)
+
+
+def for_provider(name: str, env: Mapping[str, str] | None = None) -> Config:
+    """Defaults with one provider enabled (what `translate` uses without --config)."""
+    if name not in PROVIDERS:
+        raise ConfigError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
+    return _validated({"providers": {name: {"enabled": True}}}, env, None)
+
+
+def _validated(
+    raw: dict[str, Any], env: Mapping[str, str] | None, path: Path | str | None
+) -> Config:
+    _apply_env(raw, os.environ if env is None else env)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
 
 
-def for_provider(name: str, env: dict[str, str] | None = None) -> Config:
-    """Defaults with one provider enabled (what `translate` uses without --config)."""
-    if name not in PROVIDERS:
-        raise ConfigError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
-    config = load(None, env)
-    config.providers[name] = ProviderConfig(enabled=True)
-    return config
-
-
-def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     if servers := env.get("MMS_KAFKA_BOOTSTRAP_SERVERS"):
         raw.setdefault("kafka", {})["bootstrap_servers"] = servers
     if url := env.get("MMS_SCHEMA_REGISTRY_URL"):
@@ -400,8 +429,13 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
 
 
 def _describe(exc: ValidationError, path: Path | str | None) -> str:
-    lines = [f"{path or 'config'}: {exc.error_count()} problem(s)"]
+    found: list[tuple[str, str]] = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        lines.append(f"  {key}: {err['msg']}")
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ProviderOptionsError):
+            found += cause.lines
+        else:
+            found.append((".".join(str(part) for part in err["loc"]) or "(top level)", err["msg"]))
+    lines = [f"{path or 'config'}: {len(found)} problem(s)"]
+    lines += [f"  {key}: {msg}" for key, msg in found]
     return "\n".join(lines)

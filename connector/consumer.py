@@ -58,12 +58,13 @@ def read_until_end(
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
+            partition, offset = msg.partition(), msg.offset()
+            if msg.error() or partition is None or offset is None:
                 continue  # partition EOF or a transient error; the end offsets decide
-            if msg.offset() < ends.get(msg.partition(), -1):
+            if offset < ends.get(partition, -1):
                 yield msg
-            if msg.offset() >= ends.get(msg.partition(), 0) - 1:
-                ends.pop(msg.partition(), None)
+            if offset >= ends.get(partition, 0) - 1:
+                ends.pop(partition, None)
     finally:
         consumer.close()
 
@@ -81,7 +82,10 @@ def recent_event_ids(
             event_id = headers.get("event_id")
             if event_id:
                 _, ts = msg.timestamp()
-                found.append((event_id.decode(), max(0.0, (now_ms - ts) / 1000)))
+                # bytes as consumed; str only in a Message built by hand
+                if isinstance(event_id, bytes):
+                    event_id = event_id.decode()
+                found.append((event_id, max(0.0, (now_ms - ts) / 1000)))
     return found
 
 

@@ -10,8 +10,8 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from connector.callback import Callback, Refusal
 from connector.media import MediaStore
+from connector.providers.contract import Callback, Refusal
 
 # The only headers kept: what the parsers read (content-type; OpenMarket's x-request-id) and
 # what tells where a callback came from. An allowlist, because credentials travel in headers

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -87,8 +87,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     limits: ClassVar[HttpLimits]
     replies: ClassVar[dict[str, bytes]]
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream server hands its protocol a (read-write) Transport: what uvicorn's override
+        # narrows the parameter to, against asyncio.BaseProtocol's signature.
+        super().connection_made(cast(asyncio.Transport, transport))
         self._refused = False
         self._in_head = True  # the bytes arriving now belong to a request head
         self._head_bytes = 0
@@ -106,7 +108,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes | memoryview) -> None:
+    def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # answered and closing: nothing more is parsed
         if not self._in_head:
@@ -122,13 +124,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # head in the same read go uncounted: at most one read.
         completed = self._heads_completed
         view = memoryview(data)
-        super().data_received(view[:room])  # httptools parses any buffer: no copy
+        self._feed(view[:room])  # no copy
         if self._refused or self.transport.is_closing():
             return
         if self._heads_completed == completed:
             self._refuse("headers_too_large", head_bytes=self._head_bytes + len(data))
             return
-        super().data_received(view[room:])
+        self._feed(view[room:])
+
+    def _feed(self, view: memoryview) -> None:
+        # HttpToolsProtocol.data_received is annotated bytes, but it only hands the data to
+        # httptools' HttpRequestParser.feed_data, which parses any buffer, a memoryview in place.
+        super().data_received(cast(bytes, view))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._refused:

@@ -44,7 +44,8 @@ from connector import media, metrics
 from connector.codec import Codec, avro_deserializer, registry_client
 from connector.config import Config, ConfigError, MediaFetchConfig
 from connector.fetch import Failed, Fetched, Fetcher, FetchPolicy
-from connector.publisher import OutMessage, Publisher
+from connector.publisher import KafkaRecord, Publisher
+from connector.record import Media
 
 log = logging.getLogger("connector.mirror")
 
@@ -80,7 +81,7 @@ def retry_delay(attempt: int, initial: float, maximum: float) -> float:
     return float(min(maximum, initial * 2 ** min(attempt, 64)))
 
 
-def stored_entry(entry: Mapping[str, Any], stored: media.Media) -> dict[str, Any]:
+def stored_entry(entry: Mapping[str, Any], stored: Media) -> dict[str, Any]:
     return {
         **entry,
         "uri": stored.uri,
@@ -177,6 +178,16 @@ class MirrorFailed(Exception):
     """The mirror cannot go on safely (a record Kafka did not take); restart it."""
 
 
+@dataclass(frozen=True)
+class Clients:
+    """What a running mirror connected, built whole by `Mirror.run`."""
+
+    codec: Codec
+    deserialize: Callable[..., Any]
+    publisher: Publisher
+    consumer: Consumer
+
+
 class Mirror:
     def __init__(self, config: Config, env: Mapping[str, str]) -> None:
         self.config = config
@@ -194,50 +205,45 @@ class Mirror:
         }
         self._retry = {name: p.media_fetch for name, p in config.providers.items()}
         self._fetchers: dict[str, Fetcher] = {}
-        self._slots: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.publisher: Publisher | None = None
-        self._consumer: Consumer | None = None
-        self._codec: Codec | None = None
-        self._deserialize: Callable[..., Any] | None = None
+        self._slots = asyncio.Semaphore(config.mirror.concurrency)
+        self.clients: Clients | None = None  # while running
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Mirror until `stop` is set; raises MirrorFailed when it cannot go on safely."""
-        self._loop = asyncio.get_running_loop()
-        self._slots = asyncio.Semaphore(self.config.mirror.concurrency)
-        await asyncio.to_thread(self._start)
-        assert self._consumer is not None
+        clients = await asyncio.to_thread(self._start, asyncio.get_running_loop())
+        self.clients = clients
         next_commit = time.monotonic() + COMMIT_INTERVAL_SECONDS
         try:
             self.ready = True
             while not stop.is_set() and self._fatal is None:
-                self._flow_control()
-                batch = await asyncio.to_thread(self._consumer.consume, POLL_BATCH, POLL_SECONDS)
+                self._flow_control(clients.consumer)
+                batch = await asyncio.to_thread(clients.consumer.consume, POLL_BATCH, POLL_SECONDS)
                 for msg in batch:
-                    if msg.error() is None:
-                        self._dispatch(msg)
-                    elif msg.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer: %s", msg.error())
+                    error = msg.error()
+                    if error is None:
+                        self._dispatch(clients, msg)
+                    elif error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer: %s", error)
                 if time.monotonic() >= next_commit:
-                    self._commit(asynchronous=True)
-                    self._measure_lag()
+                    self._commit(clients.consumer, asynchronous=True)
+                    self._measure_lag(clients.consumer)
                     next_commit = time.monotonic() + COMMIT_INTERVAL_SECONDS
         finally:
             self.ready = False
-            await self._shutdown()
+            await self._shutdown(clients)
+            self.clients = None
         if self._fatal is not None:
             raise MirrorFailed(str(self._fatal)) from self._fatal
 
-    def _start(self) -> None:
+    def _start(self, loop: asyncio.AbstractEventLoop) -> Clients:
         registry = registry_client(self.config.schema_registry.client_settings(self.env))
-        self._codec = Codec(registry, self.config.schema_registry.compatibility)
-        self._codec.register(self.config.mirror.topic)
-        self._deserialize = avro_deserializer(registry)
+        codec = Codec(registry, self.config.schema_registry.compatibility)
+        codec.register(self.config.mirror.topic)
         kafka = self.config.kafka.client_settings(self.env)
-        self.publisher = Publisher(kafka, self.config.kafka.producer)
-        self._consumer = Consumer(
+        publisher = Publisher(kafka, self.config.kafka.producer)
+        consumer = Consumer(
             {
                 **kafka,
                 "group.id": self.config.mirror.group_id,
@@ -247,24 +253,26 @@ class Mirror:
                 "logger": log,
             }
         )
-        self._consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked)
+        consumer.subscribe(
+            self.topics,
+            on_assign=self._assigned,
+            on_revoke=lambda c, partitions: self._revoked(loop, c, partitions),
+        )
+        return Clients(codec, avro_deserializer(registry), publisher, consumer)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, clients: Clients) -> None:
         """Stop mirroring, wait for what was produced, commit up to it, close everything."""
         tasks = list(self._chains.values())
         for task in tasks:
             task.cancel()  # not produced yet (fetching or waiting to retry): mirrored again later
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.publisher is not None:
-            left = await asyncio.to_thread(
-                self.publisher.close, self.config.kafka.flush_timeout_seconds
-            )
-            if left:
-                log.error("shutdown: %d mirrored record(s) not acknowledged", left)
-            await asyncio.sleep(0)  # let the last delivery reports settle their offsets
-        if self._consumer is not None:
-            self._commit(asynchronous=False)
-            await asyncio.to_thread(self._consumer.close)
+        flush = self.config.kafka.flush_timeout_seconds
+        left = await asyncio.to_thread(clients.publisher.close, flush)
+        if left:
+            log.error("shutdown: %d mirrored record(s) not acknowledged", left)
+        await asyncio.sleep(0)  # let the last delivery reports settle their offsets
+        self._commit(clients.consumer, asynchronous=False)
+        await asyncio.to_thread(clients.consumer.close)
         for fetcher in self._fetchers.values():
             await fetcher.aclose()
         metrics.MIRROR_PENDING.set(0)
@@ -275,7 +283,9 @@ class Mirror:
         self._offsets.assign([(p.topic, p.partition) for p in partitions])
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
 
-    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _revoked(
+        self, loop: asyncio.AbstractEventLoop, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> None:
         # On the consumer's thread, inside consume(): commit what is acknowledged, then forget
         # the partitions; their records not produced yet are left to the next owner.
         tps = [(p.topic, p.partition) for p in partitions]
@@ -284,8 +294,7 @@ class Mirror:
             with contextlib.suppress(Exception):
                 consumer.commit(offsets=done, asynchronous=False)
         self._offsets.revoke(tps)
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._cancel_partitions, set(tps))
+        loop.call_soon_threadsafe(self._cancel_partitions, set(tps))
         log.info("revoked %s", [f"{t}[{p}]" for t, p in tps])
 
     def _cancel_partitions(self, tps: set[tuple[str, int]]) -> None:
@@ -293,26 +302,27 @@ class Mirror:
             if (topic, partition) in tps:
                 task.cancel()
 
-    def _flow_control(self) -> None:
-        assert self._consumer is not None
+    def _flow_control(self, consumer: Consumer) -> None:
         pending = self._offsets.pending()
         metrics.MIRROR_PENDING.set(pending)
-        assignment = self._consumer.assignment()
+        assignment = consumer.assignment()
         if not assignment:
             return
         if pending >= MAX_PENDING:
-            self._consumer.pause(assignment)
+            consumer.pause(assignment)
         elif pending < MAX_PENDING // 2:
-            self._consumer.resume(assignment)
+            consumer.resume(assignment)
 
-    def _dispatch(self, msg: Message) -> None:
+    def _dispatch(self, clients: Clients, msg: Message) -> None:
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if topic is None or partition is None or offset is None:
+            return  # not a record of an assigned partition (every consumed record has all three)
         state = self._offsets.add((topic, partition), offset)
         if state is None:
             return  # revoked while this batch was in hand: the next owner mirrors it
         chain = (topic, partition, msg.key())
         previous = self._chains.get(chain)
-        task = asyncio.create_task(self._mirror_one(msg, state, previous))
+        task = asyncio.create_task(self._mirror_one(clients, msg, topic, offset, state, previous))
         self._chains[chain] = task
         task.add_done_callback(lambda t: self._chain_done(chain, t))
 
@@ -320,22 +330,23 @@ class Mirror:
         if self._chains.get(chain) is task:
             del self._chains[chain]
 
-    def _commit(self, *, asynchronous: bool) -> None:
-        assert self._consumer is not None
+    def _commit(self, consumer: Consumer, *, asynchronous: bool) -> None:
         offsets = self._offsets.uncommitted()
         if not offsets:
             return
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if asynchronous:
+                consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=False)
         except Exception as exc:  # the next commit carries the same or later positions
             log.warning("commit failed: %s", exc)
 
-    def _measure_lag(self) -> None:
-        assert self._consumer is not None
+    def _measure_lag(self, consumer: Consumer) -> None:
         positions = self._offsets.positions()
         lag: dict[str, int] = dict.fromkeys(self.topics, 0)
-        for tp in self._consumer.assignment():
-            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+        for tp in consumer.assignment():
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
             position = positions.get((tp.topic, tp.partition))
             if high >= 0 and position is not None:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
@@ -345,20 +356,24 @@ class Mirror:
     # -- one record ------------------------------------------------------------------------
 
     async def _mirror_one(
-        self, msg: Message, state: _Partition, previous: asyncio.Task[None] | None
+        self,
+        clients: Clients,
+        msg: Message,
+        source: str,
+        offset: int,
+        state: _Partition,
+        previous: asyncio.Task[None] | None,
     ) -> None:
         try:
-            out, outcome = await self._mirrored(msg)
+            out, outcome = await self._mirrored(clients, msg, source)
             if previous is not None:
                 await asyncio.wait([previous])  # the key's earlier record is produced first
-            assert self.publisher is not None
-            delivered = self.publisher.send([out])
+            delivered = clients.publisher.send([out])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._fail(exc, msg)
             return
-        offset = msg.offset()
 
         def settled(future: asyncio.Future[None]) -> None:
             if future.cancelled() or future.exception() is not None:
@@ -378,15 +393,16 @@ class Mirror:
                 exc_info=exc,
             )
 
-    async def _mirrored(self, msg: Message) -> tuple[OutMessage, str]:
+    async def _mirrored(
+        self, clients: Clients, msg: Message, source: str
+    ) -> tuple[KafkaRecord, str]:
         """The record for the mirrored topic, and what was done to it."""
-        assert self._codec is not None and self._deserialize is not None
         topic = self.config.mirror.topic
-        headers = list(msg.headers() or [])
+        headers = _copied_headers(msg)
         key = msg.key() or b""
         try:
-            record = self._deserialize(
-                msg.value(), SerializationContext(msg.topic(), MessageField.VALUE)
+            record = clients.deserialize(
+                msg.value(), SerializationContext(source, MessageField.VALUE)
             )
             entries = list(record["media"])
         except Exception as exc:
@@ -399,7 +415,7 @@ class Mirror:
                     "error": type(exc).__name__,
                 },
             )
-            return OutMessage(topic, key, msg.value() or b"", headers), "undecodable"
+            return KafkaRecord(topic, key, msg.value() or b"", headers), "undecodable"
         todo = [i for i, entry in enumerate(entries) if needs_mirroring(entry)]
         if todo:
             deadline = _timestamp(record["received_at"]) + self._settings(record).horizon_seconds
@@ -409,8 +425,8 @@ class Mirror:
             for i, entry in zip(todo, mirrored, strict=True):
                 entries[i] = entry
             record["media"] = entries
-        value = await asyncio.to_thread(self._codec.encode, topic, record)
-        return OutMessage(topic, key, value, headers), "mirrored" if todo else "passed_through"
+        value = await asyncio.to_thread(clients.codec.encode, topic, record)
+        return KafkaRecord(topic, key, value, headers), "mirrored" if todo else "passed_through"
 
     def _settings(self, record: Mapping[str, Any]) -> MediaFetchConfig:
         return self._retry.get(record["provider"]) or MediaFetchConfig()
@@ -429,7 +445,6 @@ class Mirror:
         provider, event_id = record["provider"], record["event_id"]
         settings = self._settings(record)
         fetcher = self._fetcher(provider)
-        assert self._slots is not None
         attempt = 0
         while True:
             async with self._slots:
@@ -438,7 +453,7 @@ class Mirror:
                 metrics.MEDIA_FETCH_LATENCY.labels(provider).observe(time.monotonic() - started)
                 if isinstance(outcome, Fetched):
                     stored = await self._store(outcome, entry)
-                    if isinstance(stored, media.Media):
+                    if isinstance(stored, Media):
                         metrics.MEDIA_FETCHED.labels(provider).inc()
                         metrics.MEDIA_FETCHED_BYTES.labels(provider).inc(outcome.size)
                         return stored_entry(entry, stored)
@@ -464,7 +479,7 @@ class Mirror:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _store(self, fetched: Fetched, entry: Mapping[str, Any]) -> media.Media | Failed:
+    async def _store(self, fetched: Fetched, entry: Mapping[str, Any]) -> Media | Failed:
         try:
             return await asyncio.to_thread(
                 self.store.store, fetched.content, fetched.content_type, entry.get("filename")
@@ -472,6 +487,15 @@ class Mirror:
         except (OSError, ValueError) as exc:
             # Our store, not the provider: worth retrying like any passing failure.
             return Failed(STORE_ERROR, True, type(exc).__name__)
+
+
+def _copied_headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    """A consumed record's headers, for its mirrored copy: names and values as they were."""
+    raw = msg.headers() or []
+    # From a consumer: a list of (name, bytes or None); a dict, or str values, only in a
+    # Message built by hand (produce() sends a str as its UTF-8 bytes, as encoded here).
+    pairs = list(raw.items()) if isinstance(raw, dict) else raw
+    return [(name, v.encode() if isinstance(v, str) else v) for name, v in pairs]
 
 
 def _timestamp(value: datetime | int) -> float:
@@ -491,11 +515,11 @@ def health_app(mirror: Mirror) -> Any:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        publisher = mirror.publisher
-        if not mirror.ready or publisher is None:
+        clients = mirror.clients
+        if not mirror.ready or clients is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         try:
-            await asyncio.to_thread(publisher.ping, 2.0)
+            await asyncio.to_thread(clients.publisher.ping, 2.0)
         except Exception:
             return JSONResponse({"status": "unavailable", "failed": "kafka"}, status_code=503)
         return JSONResponse({"status": "ready"})

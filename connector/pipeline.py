@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 
-from connector.callback import Callback, Provider, Refusal, TranslateContext
 from connector.codec import FRAMING_BYTES, Codec, avro_payload
 from connector.config import DEFAULT_MAX_MESSAGE_BYTES, Config, ProviderConfig
-from connector.media import open_store
+from connector.media import MediaStore, open_store
 from connector.providers import PROVIDERS
-from connector.publisher import OutMessage
+from connector.providers.contract import Callback, Provider, Refusal, TranslateContext
+from connector.publisher import KafkaRecord
 from connector.record import MmsEvent
 
 log = logging.getLogger(__name__)
@@ -34,16 +34,24 @@ _PER_DELIVERY_ATTRIBUTES = "header."
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """One enabled provider: where its callbacks arrive and what translates them."""
+
     name: str
     path: str
     provider: Provider
     settings: ProviderConfig
-    context: TranslateContext
+    context: TranslateContext[Any]
+    # Where bodies too large for a dead letter are kept (any provider's), and inline media
+    # (a provider that stores_media; only that one gets it in its context).
+    store: MediaStore
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
+class EncodedEvent:
+    """An event ready to publish: Avro-encoded and size-checked, with its topic, key and
+    headers; framed for Kafka once the registry gave its schema id (`kafka_record`)."""
+
     topic: str
     key: str
     headers: dict[str, str]
@@ -54,9 +62,9 @@ class Outgoing:
     def value(self) -> dict[str, Any]:
         return self.event.to_avro()
 
-    def message(self, codec: Codec) -> OutMessage:
+    def kafka_record(self, codec: Codec) -> KafkaRecord:
         """The Kafka message: key the owner number as text, value Avro in the wire format."""
-        return OutMessage(
+        return KafkaRecord(
             self.topic,
             self.key.encode(),
             codec.frame(self.topic, self.payload),
@@ -67,24 +75,24 @@ class Outgoing:
 def routes(config: Config, env: Mapping[str, str] | None = None) -> list[Route]:
     """One route per enabled provider, sharing one media store (its secrets read from `env`)."""
     store = open_store(config.media, os.environ if env is None else env)
-    return [
-        Route(
-            name=name,
-            path=config.route_path(name),
-            provider=PROVIDERS[name],
-            settings=settings,
-            context=TranslateContext(
-                default_country=settings.default_country,
-                limits=settings.limits,
-                media_store=store,
-            ),
-            max_message_bytes=config.kafka.max_message_bytes,
-        )
-        for name, settings in config.enabled().items()
-    ]
+    return [_route(config, name, settings, store) for name, settings in config.enabled().items()]
 
 
-def translate(route: Route, callback: Callback) -> list[Outgoing]:
+def _route(config: Config, name: str, settings: ProviderConfig, store: MediaStore) -> Route:
+    provider = PROVIDERS[name]
+    context = TranslateContext(
+        options=settings.options(provider.options),
+        default_country=settings.default_country,
+        limits=settings.limits,
+        media_store=store if provider.stores_media else None,
+    )
+    return Route(
+        name, config.route_path(name), provider, settings, context, store,
+        config.kafka.max_message_bytes,
+    )  # fmt: skip
+
+
+def translate(route: Route, callback: Callback) -> list[EncodedEvent]:
     """Translate one callback into the records to publish; raises `Refusal` and nothing else."""
     try:
         events = route.provider.translate(callback, route.context)
@@ -94,10 +102,10 @@ def translate(route: Route, callback: Callback) -> list[Outgoing]:
         # Parsers should refuse cleanly; this net keeps a parser bug from becoming a 500.
         log.exception("%s: parser failed unexpectedly", route.name)
         raise Refusal("untranslatable", f"the callback could not be translated ({exc!r})") from exc
-    return [_outgoing(route, event) for event in events]
+    return [_encoded(route, event) for event in events]
 
 
-def _outgoing(route: Route, event: MmsEvent) -> Outgoing:
+def _encoded(route: Route, event: MmsEvent) -> EncodedEvent:
     record = event.to_avro()
     try:
         payload = avro_payload(record)
@@ -124,7 +132,7 @@ def _outgoing(route: Route, event: MmsEvent) -> Outgoing:
             f"the record is {size} bytes; Kafka takes at most {route.max_message_bytes}",
             status=413,
         )
-    return Outgoing(route.settings.topic, event.owner, headers, event, payload, _digest(record))
+    return EncodedEvent(route.settings.topic, event.owner, headers, event, payload, _digest(record))
 
 
 def _digest(record: dict[str, Any]) -> int:

@@ -35,11 +35,13 @@ DEFAULTS: dict[str, str | int | float | bool] = {
 
 
 @dataclass(frozen=True, slots=True)
-class OutMessage:
+class KafkaRecord:
+    """A record as the producer sends it: bytes, the value in the wire format."""
+
     topic: str
     key: bytes
     value: bytes
-    headers: Sequence[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes | None]]  # None: a header without a value
 
 
 @dataclass(slots=True)
@@ -79,7 +81,7 @@ class Publisher:
     def _on_error(err: KafkaError) -> None:
         log.warning("kafka: %s", err)
 
-    def send(self, messages: Sequence[OutMessage]) -> asyncio.Future[None]:
+    def send(self, messages: Sequence[KafkaRecord]) -> asyncio.Future[None]:
         """Produce every message; the future resolves once all are acknowledged, or fails with
         the first failed delivery. Raises PublishError if the producer refuses a message.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
+from typing import cast
 
 import uvicorn
 
@@ -34,7 +35,7 @@ def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
         http=protocol_class(limits),
         # The app serves no WebSocket: upgrade requests are plain HTTP requests to it.
         ws="none",
-        timeout_keep_alive=server.keep_alive_timeout_seconds,
+        timeout_keep_alive=_seconds(server.keep_alive_timeout_seconds),
         log_config=None,  # keep our JSON logging
         access_log=False,  # one line per callback is logged by the app itself
         # uvicorn would otherwise take the client address from X-Forwarded-For whenever the peer
@@ -43,8 +44,16 @@ def uvicorn_config(config: Config, host: str, port: int) -> uvicorn.Config:
         proxy_headers=False,
         # Graceful shutdown: on SIGTERM stop accepting, wait this long for in-flight requests;
         # the app's lifespan then flushes the producer.
-        timeout_graceful_shutdown=config.kafka.flush_timeout_seconds,
+        timeout_graceful_shutdown=_seconds(config.kafka.flush_timeout_seconds),
     )
+
+
+def _seconds(value: float) -> int:
+    """A timeout for uvicorn.Config, fraction kept: uvicorn annotates these int but only hands
+    them to loop.call_later and asyncio.wait_for, which take float seconds. Rounding would
+    change the setting (a 0.5 s keep-alive, as tests/reliability/test_http_limits.py uses,
+    would become 0 or 1 s)."""
+    return cast(int, value)
 
 
 def tune_memory() -> None:

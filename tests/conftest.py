@@ -24,10 +24,17 @@ from connector.config import Config
 from connector.devstack import Endpoints
 from tests.live import Record, config_for, read_topic
 from tests.media_host import MediaServer, serving
+from tests.tools import obtain_helm
 
 REPO = Path(__file__).resolve().parents[1]
 # One bucket for every test; each test isolates its objects by a unique key prefix.
 S3_TEST_BUCKET = "mms-test"
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """A helm binary (tests/tools.py): the chart's, cluster and image suites use it."""
+    return obtain_helm()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ The property (`check`): the callback goes through `connector.pipeline.translate`
 the endpoint runs it, and either is refused with a `Refusal` of the parsers' own (not one of
 the safety nets in `NET_CODES`, which mean a parser crashed or built a record that cannot be
 produced), or yields records that each encode with the current Avro schema and decode back
-unchanged, keyed by a non-blank owner, within the `Limits` budgets.
+unchanged, keyed by a non-blank owner, within the sample's budgets (`Budgets`: config keys, set
+on the route as the app would, tests/harness.py).
 
 Hostile means: fields deleted or given junk, huge or duplicated fields, control characters
 (\\x00, \\x1e, \\x1f) and lone surrogates (`\\ud800` JSON escapes), integers past 2**64, odd
@@ -17,6 +18,7 @@ lists of events, media, recipients, parts and elements just below, at and past t
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import uuid
@@ -35,17 +37,35 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from connector import pipeline
-from connector.callback import Limits, Refusal, TranslateContext
 from connector.codec import current_schema
-from connector.config import ProviderConfig
-from connector.media import FilesystemMediaStore
-from connector.parsing import MAX_JSON_DEPTH
 from connector.providers import PROVIDERS
+from connector.providers.contract import Refusal
+from connector.providers.fields import MAX_JSON_DEPTH
 from connector.record import MmsEvent
-from tests.helpers import PAYLOADS, callback
+from tests import harness
+from tests.helpers import callback
 
 SCHEMA = fastavro.parse_schema(json.loads(current_schema()))
-LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """The budgets a sample is translated under: config keys, each given to the providers whose
+    config takes it (max_parts and max_part_bytes are OpenMarket's own options)."""
+
+    max_parts: int = harness.default(None, "max_parts")
+    max_part_bytes: int = harness.default(None, "max_part_bytes")
+    max_elements: int = harness.default(None, "max_elements")
+    max_events: int = harness.default(None, "max_events")
+    max_media: int = harness.default(None, "max_media")
+    max_recipients: int = harness.default(None, "max_recipients")
+
+    def settings(self, provider: str) -> dict[str, int]:
+        keys = harness.budget_keys(provider)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k in keys}
+
+
+LIMITS = Budgets()
 # Refusals that are not the parsers' own: pipeline.translate's net for a parser that raised
 # anything else, and its check that a record encodes.
 NET_CODES = frozenset({"untranslatable", "record_unencodable"})
@@ -63,7 +83,7 @@ class Sample:
     body: bytes
     content_type: str
     headers: tuple[tuple[str, str], ...] = ()
-    limits: Limits = LIMITS
+    limits: Budgets = LIMITS
     default_country: str | None = None
 
     def __repr__(self) -> str:
@@ -107,17 +127,10 @@ def _translate(
     provider: str, sample: Sample, media_root: Path
 ) -> tuple[list[MmsEvent], str | None]:
     """The records of `sample` (checked), or none and the refusal's code."""
-    route = pipeline.Route(
-        name=provider,
-        path=f"/callbacks/{provider}",
-        provider=PROVIDERS[provider],
-        settings=ProviderConfig(enabled=True),
-        context=TranslateContext(
-            default_country=sample.default_country,
-            limits=sample.limits,
-            media_store=FilesystemMediaStore(media_root),
-        ),
-    )
+    settings: dict[str, object] = dict(sample.limits.settings(provider))
+    if sample.default_country is not None:
+        settings["default_country"] = sample.default_country
+    route = harness.route(provider, media_root, settings)
     headers = {"Content-Type": sample.content_type, **dict(sample.headers)}
     try:
         outgoing = pipeline.translate(route, callback(sample.body, headers))
@@ -259,7 +272,7 @@ def around(limit: int) -> st.SearchStrategy[int]:
 
 # Mostly the defaults; sometimes budgets small enough for ordinary payloads to hit.
 SMALL_LIMITS = st.builds(
-    Limits,
+    Budgets,
     max_parts=st.integers(1, 6),
     max_part_bytes=st.integers(1, 4096),
     max_elements=st.integers(1, 60),
@@ -286,7 +299,7 @@ class Seeds(list[Any]):
 
 
 def json_seeds(provider_dir: str) -> Seeds:
-    files = sorted((PAYLOADS / provider_dir).glob("*.json"))
+    files = [f for f in harness.payload_files(provider_dir) if f.suffix == ".json"]
     return Seeds([json.loads(f.read_bytes()) for f in files], provider_dir)
 
 
@@ -454,7 +467,7 @@ def byte_samples(seeds: Seeds, content_types: st.SearchStrategy[str]) -> st.Sear
 def file_seeds(provider_dir: str, content_types: Mapping[str, str]) -> Seeds:
     """The payload files of a provider with the Content-Type of their suffix (or name)."""
     out = []
-    for f in sorted((PAYLOADS / provider_dir).iterdir()):
+    for f in harness.payload_files(provider_dir):
         content_type = content_types.get(f.name) or content_types.get(f.suffix)
         if content_type is not None:
             out.append((f.read_bytes(), content_type))

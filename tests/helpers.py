@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connector.callback import Callback, TranslateContext
+from connector.providers.contract import Callback
 from connector.record import MmsEvent
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -25,6 +25,3 @@ def callback(body: bytes | str, headers: dict[str, str] | None = None) -> Callba
 def fields(event: MmsEvent, *names: str) -> dict[str, object]:
     record = event.to_avro()
     return {n: record[n] for n in names}
-
-
-CTX = TranslateContext()

@@ -548,14 +548,6 @@ def _start_service(home: Path | None, service: _Service, timeout: float) -> Endp
         return state.endpoints()
 
 
-def _restart_service(home: Path | None, service: _Service, timeout: float) -> Endpoints:
-    with _locked(home) as home:
-        state = _require_state(home)
-        _stop([_pid(state, service)], home)
-        _start(home, state, service, timeout)
-        return state.endpoints()
-
-
 def stop_kafka(home: Path | None = None) -> bool:
     """Stop only the broker, keeping its port and data for start_kafka. True if it ran."""
     return _stop_service(home, KAFKA)
@@ -564,11 +556,6 @@ def stop_kafka(home: Path | None = None) -> bool:
 def start_kafka(home: Path | None = None, *, timeout: float = 120) -> Endpoints:
     """Start the broker again on its recorded port with its data; no-op if it answers."""
     return _start_service(home, KAFKA, timeout)
-
-
-def restart_kafka(home: Path | None = None, *, timeout: float = 120) -> Endpoints:
-    """Stop the broker and start it again on the same port with the same data."""
-    return _restart_service(home, KAFKA, timeout)
 
 
 def stop_s3(home: Path | None = None) -> bool:

@@ -1,9 +1,25 @@
-"""The provider registry: config names to provider modules."""
+"""The provider registry: every module (or package) here that declares a `PROVIDER`.
 
-from connector.callback import Provider
-from connector.providers import bandwidth_v1, bandwidth_v2, openmarket, sinch
+Adding a provider is adding its module: routes, config validation of its options, the chart,
+`mms-connector dev` and bench all read PROVIDERS, and nothing else names a provider.
+"""
 
-PROVIDERS: dict[str, Provider] = {
-    p.name: p
-    for p in (bandwidth_v1.PROVIDER, bandwidth_v2.PROVIDER, openmarket.PROVIDER, sinch.PROVIDER)
-}
+import importlib
+import pkgutil
+
+from connector.providers.contract import Provider
+
+# What the providers share, not providers.
+SHARED_MODULES = {"contract", "fields"}
+
+
+def _discover() -> dict[str, Provider]:
+    found: dict[str, Provider] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name not in SHARED_MODULES:
+            provider: Provider = importlib.import_module(f"{__name__}.{module.name}").PROVIDER
+            found[provider.name] = provider
+    return found
+
+
+PROVIDERS: dict[str, Provider] = _discover()

@@ -9,14 +9,23 @@ carry the same time.
 
 from __future__ import annotations
 
-from connector.callback import Callback, Provider, Refusal, TranslateContext
-from connector.parsing import (
+from connector.providers.contract import (
+    Callback,
+    Options,
+    Provider,
+    Refusal,
+    Sample,
+    TranslateContext,
+)
+from connector.providers.fields import (
+    IN_OUT,
     event_id,
     expect_str,
     expect_str_list,
     media_from_urls,
     normalize_parties,
     optional_time,
+    our_number,
     parse_json,
     segment_count,
 )
@@ -24,7 +33,6 @@ from connector.record import Direction, EventType, MmsEvent, flatten_attributes
 
 NAME = "bandwidth-v1"
 
-DIRECTIONS: dict[str, Direction] = {"in": "inbound", "out": "outbound"}
 OUTBOUND_STATES: dict[str, EventType] = {
     "queued": "sending",
     "sending": "sending",
@@ -43,7 +51,7 @@ CONSUMED = {
 ERROR_FIELDS = {"deliveryCode", "deliveryDescription"}
 
 
-def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+def translate(callback: Callback, ctx: TranslateContext[Options]) -> list[MmsEvent]:
     data = parse_json(callback.body, max_elements=ctx.limits.max_elements)
     if not isinstance(data, dict):
         raise Refusal("invalid_event", "expected one JSON object per event")
@@ -52,7 +60,7 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
     if raw_type != "mms":
         raise Refusal("unknown_event_type", f"eventType {raw_type!r} is not an MMS event")
     raw_direction = expect_str(data.get("direction"), "direction", required=True)
-    direction = DIRECTIONS.get(raw_direction or "")
+    direction = IN_OUT.get(raw_direction or "")
     if direction is None:
         raise Refusal("invalid_field", f"direction {raw_direction!r} is neither 'in' nor 'out'")
     state = expect_str(data.get("state"), "state")
@@ -62,8 +70,7 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
     message_id = expect_str(data.get("messageId"), "messageId", required=True)
     raw_from = expect_str(data.get("from"), "from")
     raw_to = expect_str_list(data.get("to"), "to")
-    # Our number: the recipient of an inbound message, the sender of an outbound one.
-    raw_owner = raw_from if direction == "outbound" else (raw_to[0] if raw_to else None)
+    raw_owner = our_number(direction, raw_from, raw_to)
     if raw_owner is None:
         owner_field = "from" if direction == "outbound" else "to"
         raise Refusal("missing_field", f"{owner_field} is required on {raw_direction!r} events")
@@ -127,4 +134,14 @@ def _is_zero(code: str) -> bool:
     return bool(digits) and not digits.strip("0")
 
 
-PROVIDER = Provider(NAME, translate)
+SAMPLE = Sample(
+    b'{"eventType": "mms", "direction": "in", "state": "received",'
+    b' "messageId": "m-dr4mcch2wfb6frcls677glq", "from": "+15035555555",'
+    b' "to": "+12534483100", "time": "2015-08-04T21:50:12Z", "text": "Hello MMS!",'
+    b' "applicationId": "a-rj7jf3fz7teaqupveqpug3i", "segmentCount": 1,'
+    b' "media": ["https://api.catapult.inetwork.com/v1/users/u-2oulzbvr6uwoy3hp4gfyz3a/media/'
+    b'm-dr4mcch2wfb6frcls677glq-1.jpg"]}',
+    "application/json",
+    "an inbound MMS with one picture",
+)
+PROVIDER = Provider(NAME, translate, SAMPLE)

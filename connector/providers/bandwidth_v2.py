@@ -9,18 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.callback import Callback, Provider, Refusal, TranslateContext
-from connector.parsing import (
+from connector.providers.contract import (
+    Callback,
+    Options,
+    Provider,
+    Refusal,
+    Sample,
+    TranslateContext,
+)
+from connector.providers.fields import (
+    IN_OUT,
     event_id,
     expect_str,
     expect_str_list,
     media_from_urls,
     normalize_parties,
     optional_time,
+    our_number,
     parse_json,
     segment_count,
 )
-from connector.record import Direction, EventType, MmsEvent, flatten_attributes
+from connector.record import EventType, MmsEvent, flatten_attributes
 
 NAME = "bandwidth-v2"
 
@@ -30,7 +39,6 @@ EVENT_TYPES: dict[str, EventType] = {
     "message-delivered": "delivered",
     "message-failed": "failed",
 }
-DIRECTIONS: dict[str, Direction] = {"in": "inbound", "out": "outbound"}
 
 # Fields with a canonical home; everything else lands in attributes.
 CONSUMED = {
@@ -40,7 +48,7 @@ CONSUMED = {
 }  # fmt: skip
 
 
-def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+def translate(callback: Callback, ctx: TranslateContext[Options]) -> list[MmsEvent]:
     data = parse_json(callback.body, max_elements=ctx.limits.max_elements)
     events = data if isinstance(data, list) else [data]
     if not events:
@@ -55,7 +63,7 @@ def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
     return [_event(item, i, callback, ctx) for i, item in enumerate(events)]
 
 
-def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> MmsEvent:
+def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext[Options]) -> MmsEvent:
     where = f"events[{index}]"
     if not isinstance(item, dict):
         raise Refusal("invalid_event", f"{where}: expected an object")
@@ -68,7 +76,7 @@ def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> 
     if event_type is None:
         raise Refusal("unknown_event_type", f"{where}.type {raw_type!r} is not a message event")
     raw_direction = expect_str(message.get("direction"), f"{where}.message.direction")
-    direction = DIRECTIONS.get(raw_direction or "") or (
+    direction = IN_OUT.get(raw_direction or "") or (
         "inbound" if event_type == "received" else "outbound"
     )
 
@@ -78,7 +86,7 @@ def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> 
     raw_owner = expect_str(message.get("owner"), f"{where}.message.owner")
     if raw_owner is None:
         # Documented rule when owner is absent: outbound from our number, inbound to it.
-        raw_owner = raw_from if direction == "outbound" else (raw_to[0] if raw_to else None)
+        raw_owner = our_number(direction, raw_from, raw_to)
     if raw_owner is None or not raw_owner.strip():
         raise Refusal("missing_field", f"{where}.message.owner is required")
 
@@ -104,7 +112,7 @@ def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> 
         text=expect_str(message.get("text"), f"{where}.message.text"),
         media=media,
         provider_message_id=message_id,
-        application_id=expect_str(message.get("applicationId"), f"{where}.applicationId"),
+        application_id=expect_str(message.get("applicationId"), f"{where}.message.applicationId"),
         tag=expect_str(message.get("tag"), f"{where}.message.tag"),
         occurred_at=optional_time(time, f"{where}.time"),
         segment_count=segments,
@@ -116,4 +124,16 @@ def _event(item: Any, index: int, callback: Callback, ctx: TranslateContext) -> 
     )
 
 
-PROVIDER = Provider(NAME, translate)
+SAMPLE = Sample(
+    b'[{"type": "message-received", "time": "2024-03-14T15:09:26.535Z",'
+    b' "description": "Incoming message received", "to": "+19195554321",'
+    b' "message": {"id": "1710428966534ia3vkyfcpd4bf7sk", "owner": "+19195554321",'
+    b' "applicationId": "93de2206-9669-4e07-948d-329f4b722ee2", "segmentCount": 1,'
+    b' "direction": "in", "to": ["+19195554321"], "from": "+17045551234",'
+    b' "text": "Here is the photo from Saturday",'
+    b' "media": ["https://messaging.bandwidth.com/api/v2/users/5559876/media/'
+    b'14762070468292kw2fuqty55yp2b2/0/IMG_4021.jpg"]}}]',
+    "application/json",
+    "an inbound MMS with one picture (hosted by Bandwidth: the mirror fetches it)",
+)
+PROVIDER = Provider(NAME, translate, SAMPLE)

@@ -14,8 +14,16 @@ import re
 from typing import Any, Literal, cast
 from xml.parsers import expat
 
-from connector.callback import Callback, Limits, Provider, Refusal, TranslateContext
-from connector.parsing import (
+from connector.providers.contract import (
+    Callback,
+    Limits,
+    Options,
+    Provider,
+    Refusal,
+    Sample,
+    TranslateContext,
+)
+from connector.providers.fields import (
     MAX_JSON_DEPTH,
     event_id,
     expect_str,
@@ -52,7 +60,7 @@ UTF16_STARTS = {
 }
 
 
-def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+def translate(callback: Callback, ctx: TranslateContext[Options]) -> list[MmsEvent]:
     data = _parse(callback, ctx.limits)
     origin = expect_str(data.get("origin"), "origin", required=True)
     if origin != MMS_MO:
@@ -293,4 +301,12 @@ def _files(content: Any) -> tuple[list[str], dict[str, str]]:
     return urls, extras
 
 
-PROVIDER = Provider(NAME, translate)
+SAMPLE = Sample(
+    b'{"origin": "MMS_MO", "code": "N401", "from": "14082257140", "to": "28444",'
+    b' "message-subject": "Weekend pics", "tracking-id": "MMS_MO_pQ83xZk1",'
+    b' "timestamp": "2024-05-17T18:44:02-04:00",'
+    b' "content": [{"file": "https://mms-content.example.com/mo/MMS_MO_pQ83xZk1/beach.jpg"}]}',
+    "application/json",
+    "an MMS to our short code 28444 with one picture",
+)
+PROVIDER = Provider(NAME, translate, SAMPLE)

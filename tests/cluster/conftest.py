@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.helm.conftest import CHART, REPO, helm, unavailable  # noqa: F401 (fixture)
+from tests.tools import CHART, REPO, unavailable
 
 CLUSTER_SCRIPT = REPO / "scripts" / "cluster.sh"
 PROMETHEUS_CRDS = Path(__file__).with_name("prometheus-crds.yaml")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import CI_VALUES, Cluster, prerequisites
-from tests.helm.conftest import CHART
+from tests.tools import CHART
 
 RELEASE = "mms"
 # helm's value arguments for each case.

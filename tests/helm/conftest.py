@@ -1,14 +1,10 @@
-"""Fixtures for the Helm chart tests: a helm binary, and the chart rendered once per values set.
-
-helm comes from $MMS_HELM when set, else from scripts/helm.sh, which builds it from the Go module
-proxy into ~/.cache/mms-connector/helm/<version>/ the first time (a few minutes) and reuses it
-afterwards (MMS_HELM_BUILD=0: use a cached build only, never build). Without helm the tests
-skip, except in CI (CI set), where a chart that was not checked must not look green.
-"""
+"""Fixtures for the Helm chart tests: the chart rendered once per values set (the `helm`
+fixture, tests/conftest.py, gives the binary: tests/tools.py)."""
 
 from __future__ import annotations
 
-import os
+import json
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,43 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "helm" / "mms-connector"
+from tests.tools import CHART
+
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
-HELM_SCRIPT = REPO / "scripts" / "helm.sh"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 RELEASE = "mms"
 NAMESPACE = "messaging"
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally; fail in CI, where everything these tests need is installed."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: not skipping)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _obtain_helm() -> Path:
-    if explicit := os.environ.get("MMS_HELM"):
-        path = Path(explicit)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            unavailable(f"MMS_HELM={explicit} is not an executable file")
-        return path
-    cmd = ["bash", str(HELM_SCRIPT)]
-    if os.environ.get("MMS_HELM_BUILD") == "0":
-        cmd.append("--cached-only")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        unavailable(f"helm could not be obtained: {exc}")
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        unavailable(f"helm could not be obtained (scripts/helm.sh exit {proc.returncode}): {tail}")
-    return Path(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    return _obtain_helm()
 
 
 @dataclass
@@ -98,6 +63,16 @@ class Rendered:
         return self.one("ConfigMap")["data"]["config.yaml"]
 
 
+def crd_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON schemas of tests/helm/schemas/ (objects of custom resource kinds, which the
+    Kubernetes API schemas do not cover), by the kind each one is for (its kind's const)."""
+    schemas = {}
+    for path in sorted(SCHEMAS.glob("*.json")):
+        schema = json.loads(path.read_text())
+        schemas[schema["properties"]["kind"]["const"]] = schema
+    return schemas
+
+
 def component_of(doc: dict[str, Any]) -> str:
     return (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/component", "")
 
@@ -135,6 +110,39 @@ def refused(helm: Path, *args: str) -> str:
     proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
     assert proc.returncode != 0, f"helm template {' '.join(args)} was accepted"
     return proc.stderr
+
+
+def render_notes(helm: Path, tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` would print it (which needs a cluster): rendered through a
+    throwaway copy of the chart where a template includes it."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        'notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
+    )
+    proc = run_helm(
+        helm,
+        "template",
+        RELEASE,
+        str(chart),
+        "--namespace",
+        NAMESPACE,
+        "--show-only",
+        "templates/zz-notes.yaml",
+        *args,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(proc.stdout)["notes"]
+
+
+def ingress_paths(ingress: dict[str, Any]) -> list[tuple[str | None, str, str]]:
+    """An Ingress's (host, path, pathType) triples, in order."""
+    return [
+        (rule.get("host"), p["path"], p["pathType"])
+        for rule in ingress["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    ]
 
 
 @pytest.fixture(scope="session")

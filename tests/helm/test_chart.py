@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import math
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,123 +12,33 @@ import pytest
 import yaml
 
 from connector import config as config_mod
+from connector.providers import PROVIDERS
 from tests.helm.conftest import (
     CHART,
     FULL_VALUES,
     NAMESPACE,
     Rendered,
     component_of,
+    crd_schemas,
+    ingress_paths,
     open_providers,
     refused,
     render,
+    render_notes,
     run_helm,
     sets,
-    unavailable,
 )
+from tests.tools import unavailable
 
 # The chart's kubeVersion floor and the newest API the validator knows.
 KUBE_VERSIONS = ["1.27", "latest"]
-PROVIDER_NAMES = ["bandwidth-v1", "bandwidth-v2", "openmarket", "sinch"]
+# Every provider the connector has: the chart names none of them.
+PROVIDER_NAMES = sorted(PROVIDERS)
 INTERNAL_PATHS = {"/healthz", "/readyz", "/metrics", "/"}
 
 # ServiceMonitor and PrometheusRule are Prometheus Operator CRDs, so the Kubernetes schemas do not
-# cover them; these are the parts of monitoring.coreos.com/v1 the chart uses, closed so that a
-# misspelt field is caught.
-_DURATION = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h))+$"}
-_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["selector", "endpoints"],
-            "properties": {
-                "selector": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"matchLabels": _STRING_MAP},
-                },
-                "namespaceSelector": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "any": {"type": "boolean"},
-                        "matchNames": {"type": "array", "items": {"type": "string"}},
-                    },
-                },
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["port", "path"],
-                        "properties": {
-                            "port": {"type": "string"},
-                            "path": {"type": "string", "pattern": "^/"},
-                            "scheme": {"enum": ["http", "https"]},
-                            "interval": _DURATION,
-                            "scrapeTimeout": _DURATION,
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
-
-
-PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "PrometheusRule"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["groups"],
-            "properties": {
-                "groups": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["name", "rules"],
-                        "properties": {
-                            "name": {"type": "string", "minLength": 1},
-                            "rules": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["alert", "expr"],
-                                    "properties": {
-                                        "alert": {"type": "string", "pattern": "^[A-Za-z]+$"},
-                                        "expr": {"type": "string", "minLength": 1},
-                                        "for": _DURATION,
-                                        "labels": _STRING_MAP,
-                                        "annotations": _STRING_MAP,
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
-CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+# cover them: tests/helm/schemas/ has the parts of them the chart uses, closed.
+CRD_SCHEMAS = crd_schemas()
 
 
 # --- lint and API schemas ---------------------------------------------------------------------
@@ -163,6 +72,21 @@ def test_manifests_match_the_kubernetes_api(any_render: Rendered, kube_version: 
                 kubernetes_validate.validate(doc, version, strict=True)
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
             pytest.fail(f"{where} is not valid for Kubernetes {version}:\n{exc}")
+
+
+def test_crd_schemas_are_closed(full_render: Rendered) -> None:
+    try:
+        import jsonschema
+    except ImportError:
+        unavailable("jsonschema is not installed (pip install kubernetes-validate)")
+    assert set(CRD_SCHEMAS) == {"ServiceMonitor", "PrometheusRule"}
+    for kind, schema in CRD_SCHEMAS.items():
+        jsonschema.Draft7Validator.check_schema(schema)
+        # A misspelt field of what the chart renders is caught.
+        doc = full_render.one(kind)
+        misspelt = doc | {"spec": doc["spec"] | {"endpoint": []}}
+        with pytest.raises(jsonschema.ValidationError, match="'endpoint' was unexpected"):
+            jsonschema.validate(misspelt, schema)
 
 
 def test_kube_version_floor_is_enforced(helm: Path) -> None:
@@ -671,19 +595,11 @@ def test_no_secret_means_no_env_from(default_render: Rendered) -> None:
 # --- exposure ---------------------------------------------------------------------------------
 
 
-def _ingress_paths(ingress: dict[str, Any]) -> list[tuple[str | None, str, str]]:
-    return [
-        (rule.get("host"), p["path"], p["pathType"])
-        for rule in ingress["spec"]["rules"]
-        for p in rule["http"]["paths"]
-    ]
-
-
 def test_ingress_exposes_only_the_enabled_callbacks(full_render: Rendered) -> None:
     ingress = full_render.one("Ingress")
     hosts = ["mms-callbacks.example.com", "mms-callbacks-dr.example.com"]
     # bandwidth-v1 is disabled; openmarket's token is the last path segment: a prefix.
-    assert _ingress_paths(ingress) == [
+    assert ingress_paths(ingress) == [
         (h, path, kind)
         for h in hosts
         for path, kind in [
@@ -705,18 +621,15 @@ def test_ingress_exposes_only_the_enabled_callbacks(full_render: Rendered) -> No
 
 
 def test_ingress_with_every_provider(helm: Path) -> None:
+    # One of them on a path of its own, the others on the default /callbacks/<name>.
+    moved, *others = PROVIDER_NAMES
     rendered = render(
         helm,
-        *sets("ingress.enabled=true", "providers.openmarket.path=/hooks/openmarket"),
+        *sets("ingress.enabled=true", f"providers.{moved}.path=/hooks/{moved}"),
         *sets(*open_providers(*PROVIDER_NAMES)),
     )
-    paths = _ingress_paths(rendered.one("Ingress"))
-    assert {p for _, p, _ in paths} == {
-        "/callbacks/bandwidth-v1",
-        "/callbacks/bandwidth-v2",
-        "/hooks/openmarket",
-        "/callbacks/sinch",
-    }
+    paths = ingress_paths(rendered.one("Ingress"))
+    assert {p for _, p, _ in paths} == {f"/hooks/{moved}"} | {f"/callbacks/{n}" for n in others}
     assert {t for _, _, t in paths} == {"Exact"}
     assert not {p for _, p, _ in paths} & INTERNAL_PATHS
     assert {h for h, _, _ in paths} == {None}  # no hosts given: one rule for any host
@@ -737,7 +650,7 @@ def test_ingress_routes_the_token_segment_as_a_prefix(helm: Path, path: str | No
         *(sets(f"providers.openmarket.path={path}") if path else []),
     )
     base = (path or "/callbacks/openmarket").rstrip("/")
-    assert sorted(_ingress_paths(rendered.one("Ingress"))) == sorted(
+    assert sorted(ingress_paths(rendered.one("Ingress"))) == sorted(
         [(None, "/callbacks/sinch", "Exact"), (None, base + "/", "Prefix")]
     )
 
@@ -809,21 +722,21 @@ def test_existing_claim_is_used_as_is(helm: Path) -> None:
 # --- values the chart refuses -----------------------------------------------------------------
 
 BAD_VALUES = [
-    pytest.param(
-        ["--set", "providers.foo.enabled=true"], "'foo' not allowed", id="unknown-provider"
-    ),
     pytest.param(["--set-string", "replicaCount=x"], "/replicaCount", id="replicas-not-a-number"),
     pytest.param(["--set", "replicaCount=0"], "/replicaCount", id="no-replicas"),
-    pytest.param(
-        sets("providers.sinch.enabled=true", "providers.sinch.topic=null"),
-        "missing property 'topic'",
-        id="enabled-provider-without-topic",
-    ),
     pytest.param(
         sets("providers.sinch.topic=bad topic!"), "/providers/sinch/topic", id="bad-topic"
     ),
     pytest.param(sets("providers.sinch.path=callbacks"), "/providers/sinch/path", id="bad-path"),
-    pytest.param(sets("providers.sinch.maxParts=3"), "'maxParts' not allowed", id="unknown-key"),
+    # A provider's own options are scalars (the connector checks their names and values).
+    pytest.param(
+        sets("providers.sinch.options.max_parts=3"),
+        "/providers/sinch/options",
+        id="option-not-a-scalar",
+    ),
+    pytest.param(
+        sets("providers.sinch.max_parts={1,2}"), "/providers/sinch/max_parts", id="option-a-list"
+    ),
     pytest.param(
         sets("providers.sinch.deadline_seconds=0"), "deadline_seconds", id="deadline-zero"
     ),
@@ -1040,42 +953,18 @@ def test_bad_values_are_refused(helm: Path, args: list[str], message: str) -> No
 
 
 def test_lint_refuses_bad_values_too(helm: Path) -> None:
-    proc = run_helm(helm, "lint", "--strict", str(CHART), *sets("providers.foo.enabled=true"))
+    proc = run_helm(helm, "lint", "--strict", str(CHART), *sets("providers.Bad_Name.enabled=true"))
     assert proc.returncode != 0
-    assert "'foo' not allowed" in proc.stdout + proc.stderr
+    assert "'Bad_Name' not allowed" in proc.stdout + proc.stderr
 
 
 # --- NOTES.txt --------------------------------------------------------------------------------
 
 
-def _notes(helm: Path, tmp_path: Path, *args: str) -> str:
-    """NOTES.txt as `helm install` would print it (which needs a cluster): rendered through a
-    throwaway copy of the chart where a template includes it."""
-    chart = tmp_path / "chart"
-    shutil.copytree(CHART, chart)
-    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        'notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
-    )
-    proc = run_helm(
-        helm,
-        "template",
-        "mms",
-        str(chart),
-        "--namespace",
-        NAMESPACE,
-        "--show-only",
-        "templates/zz-notes.yaml",
-        *args,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return yaml.safe_load(proc.stdout)["notes"]
-
-
 def test_notes_print_the_callback_urls(
     helm: Path, tmp_path: Path, full_values: dict[str, Any]
 ) -> None:
-    notes = _notes(helm, tmp_path, "-f", str(FULL_VALUES))
+    notes = render_notes(helm, tmp_path, "-f", str(FULL_VALUES))
     assert "https://mms-callbacks.example.com/callbacks/bandwidth/v2" in notes
     assert "http://mms-callbacks-dr.example.com/callbacks/bandwidth/v2" in notes
     assert "https://mms-callbacks.example.com/callbacks/sinch\n" in notes
@@ -1084,9 +973,9 @@ def test_notes_print_the_callback_urls(
     assert not any(value in notes for value in full_values["secretEnv"].values())
     assert "bandwidth-v1" not in notes.split("Health")[0]  # disabled: no URL
     assert "mms-registry-credentials at /etc/mms-connector-secrets/registry" in notes
-    notes = _notes(helm, tmp_path / "2", *sets(*open_providers("sinch")))
+    notes = render_notes(helm, tmp_path / "2", *sets(*open_providers("sinch")))
     assert f"http://mms-mms-connector.{NAMESPACE}.svc:80/callbacks/sinch" in notes
-    notes = _notes(helm, tmp_path / "3")
+    notes = render_notes(helm, tmp_path / "3")
     assert "no provider is enabled" in notes
 
 
@@ -1239,6 +1128,6 @@ def test_irsa_role_by_service_account_annotation(helm: Path) -> None:
 def test_notes_warn_of_a_filesystem_store_shared_by_pods(
     helm: Path, tmp_path: Path, args: list[str], warned: bool
 ) -> None:
-    notes = _notes(helm, tmp_path, *sets(*args))
+    notes = render_notes(helm, tmp_path, *sets(*args))
     assert ("WARNING: media.store is filesystem with more than one pod" in notes) == warned
     assert ("Media store: s3://mms-media/" in notes) == ("media.store=filesystem" not in args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import re
 import typing
 import warnings
 from pathlib import Path
@@ -24,10 +25,12 @@ from connector import cli
 from connector import config as config_mod
 from connector.app import create_app
 from connector.providers import PROVIDERS
-from tests.helm.conftest import CHART, FULL_VALUES, Rendered, render, sets
+from tests.helm.conftest import FULL_VALUES, Rendered, render, sets
+from tests.tools import CHART
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
-CHART_PROVIDERS = sorted(SCHEMA["properties"]["providers"]["properties"])
+# The chart names no provider: every provider the connector has is one it renders.
+PROVIDER_NAMES = sorted(PROVIDERS)
 
 
 def load_rendered(rendered: Rendered, tmp_path: Path) -> config_mod.Config:
@@ -82,8 +85,10 @@ def test_full_config_loads(full_render: Rendered, full_values: dict, tmp_path: P
     assert config.mirror.model_dump() == mirror
     assert config.dead_letters.model_dump() == full_values["dead_letters"]
     assert config.dedupe.model_dump() == full_values["dedupe"]
-    # Every enabled provider's settings, auth included, as the values give them.
-    for name in ("bandwidth-v2", "openmarket", "sinch"):
+    # Every enabled provider's settings, auth and its own options included, as the values give
+    # them.
+    enabled = sorted(n for n, p in full_values["providers"].items() if p["enabled"])
+    for name in enabled:
         provider = config.providers[name].model_dump(mode="json", exclude_unset=True)
         assert provider == full_values["providers"][name], name
     assert config.route_path("bandwidth-v2") == "/callbacks/bandwidth/v2"
@@ -94,7 +99,8 @@ def test_full_config_loads(full_render: Rendered, full_values: dict, tmp_path: P
     sinch = config.providers["sinch"].auth.token
     assert sinch is not None and sinch.header == "X-Callback-Token" and not sinch.in_path
     # Disabled providers are left out of the file.
-    assert list(config.providers) == ["bandwidth-v2", "openmarket", "sinch"]
+    assert enabled == ["bandwidth-v2", "openmarket", "sinch"]
+    assert list(config.providers) == enabled
 
 
 def pod_env(rendered: Rendered) -> dict[str, str]:
@@ -196,12 +202,10 @@ def test_check_config_accepts_the_rendered_file(
     assert "sinch -> /callbacks/sinch" in out
 
 
-@pytest.mark.parametrize("name", CHART_PROVIDERS)
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
 def test_each_provider_renders_a_config_the_connector_loads(
     helm: Path, tmp_path: Path, name: str
 ) -> None:
-    if name not in PROVIDERS:
-        pytest.skip(f"the connector has no provider {name!r} yet (connector.providers.PROVIDERS)")
     rendered = render(
         helm,
         "-f",
@@ -220,6 +224,38 @@ def test_each_provider_renders_a_config_the_connector_loads(
     assert provider.max_body_bytes == 33554432
     assert provider.default_country == "GB"
     assert name in config.enabled()
+
+
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
+def test_each_provider_enabled_with_the_connector_s_defaults(
+    helm: Path, tmp_path: Path, name: str
+) -> None:
+    # No topic or other setting given: the chart leaves them out, the connector's defaults apply.
+    rendered = render(
+        helm, *sets(f"providers.{name}.enabled=true", f"providers.{name}.auth.unauthenticated=true")
+    )
+    config = load_rendered(rendered, tmp_path)
+    assert config.providers[name].topic == config_mod.ProviderConfig().topic
+    assert list(config.enabled()) == [name]
+
+
+def test_options_the_schema_lets_through_are_checked_by_the_connector(
+    helm: Path, tmp_path: Path
+) -> None:
+    # The chart types the keys every provider has; a provider's own options are scalars it
+    # passes on, so a misspelt or foreign one is the loader's to refuse (at start-up, or
+    # `mms-connector check-config` on `helm template` output before).
+    name = PROVIDER_NAMES[0]
+    rendered = render(
+        helm,
+        *sets(
+            f"providers.{name}.enabled=true",
+            f"providers.{name}.auth.unauthenticated=true",
+            f"providers.{name}.maxBodyBytes=3",
+        ),
+    )
+    with pytest.raises(config_mod.ConfigError, match="maxBodyBytes"):
+        load_rendered(rendered, tmp_path)
 
 
 # --- the chart's values schema follows the connector's config schema ---------------------------
@@ -243,7 +279,17 @@ def _drift(chart: set[str], connector: set[str], what: str) -> None:
 def test_provider_settings_match_the_connector() -> None:
     defs = SCHEMA["definitions"]
     provider = defs["provider"]
+    # The keys every provider has; a provider's own options are scalars the connector checks.
     _drift(_schema_keys(provider), set(config_mod.ProviderConfig.model_fields), "providers.<name>")
+    assert provider["additionalProperties"] == {
+        "type": ["string", "number", "integer", "boolean", "null"]
+    }
+    providers = SCHEMA["properties"]["providers"]
+    assert providers["patternProperties"] == {
+        "^[a-z0-9][a-z0-9-]*$": {"$ref": "#/definitions/provider"}
+    }
+    assert providers["additionalProperties"] is False
+    assert "properties" not in providers  # no provider by name
     auth = defs["auth"]
     _drift(_schema_keys(auth), set(config_mod.AuthConfig.model_fields), "providers.<name>.auth")
     for key, model in [
@@ -251,6 +297,28 @@ def test_provider_settings_match_the_connector() -> None:
         ("token", config_mod.TokenAuthConfig),
     ]:
         _drift(_schema_keys(auth["properties"][key]), set(model.model_fields), f"auth.{key}")
+
+
+def _json_types(prop: dict) -> set[str]:
+    """The JSON types a property of a pydantic model's JSON schema may take."""
+    if "anyOf" in prop:
+        return set().union(*(_json_types(p) for p in prop["anyOf"]))
+    if "type" in prop:
+        return set(prop["type"]) if isinstance(prop["type"], list) else {prop["type"]}
+    return {"object"}  # a $ref: a model
+
+
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
+def test_each_provider_s_own_options_can_be_given_through_the_chart(name: str) -> None:
+    # The chart passes a provider's own options on as scalars, untyped: that holds for every
+    # provider only while their options are scalars and not one of the keys it types.
+    provider = SCHEMA["definitions"]["provider"]
+    scalars = set(provider["additionalProperties"]["type"])
+    options = PROVIDERS[name].options.model_json_schema().get("properties", {})
+    for key, prop in options.items():
+        assert key not in _schema_keys(provider), f"{name}.{key}: the chart types it otherwise"
+        types = _json_types(prop)
+        assert types <= scalars, f"{name}.{key}: {sorted(types)}, the chart passes only scalars"
 
 
 def test_secret_references_match_the_connector() -> None:
@@ -335,7 +403,9 @@ def test_other_settings_match_the_connector() -> None:
 
 
 def test_chart_offers_every_connector_provider() -> None:
-    _drift(set(CHART_PROVIDERS), set(CHART_PROVIDERS) | set(PROVIDERS), "providers")
+    # By name pattern, not by list: a provider added to the connector needs no chart edit.
+    (pattern,) = SCHEMA["properties"]["providers"]["patternProperties"]
+    for name in PROVIDER_NAMES:
+        assert re.fullmatch(pattern, name), f"the chart refuses the provider name {name!r}"
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert sorted(values["providers"]) == CHART_PROVIDERS
-    assert all(p["enabled"] is False for p in values["providers"].values())
+    assert values["providers"] == {}  # none enabled, none named

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from connector import codec
-from tests.helm.conftest import CHART, REPO, Rendered
+from tests.helm.conftest import Rendered
+from tests.tools import CHART, REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 

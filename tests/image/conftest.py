@@ -9,22 +9,13 @@ in CI (CI set), where an image that was not checked must not look green.
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.helm.conftest import helm  # noqa: F401 (fixture: the chart's `helm test` command)
+from tests.tools import REPO, built
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "image.sh"
-
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: not skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -40,19 +31,7 @@ def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    if explicit := os.environ.get("MMS_IMAGE"):
-        return explicit
-    cmd = ["bash", str(SCRIPT)]
-    if os.environ.get("MMS_IMAGE_BUILD") == "0":
-        cmd.append("--cached-only")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        unavailable(f"the image could not be built: {exc}")
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        unavailable(f"scripts/image.sh exit {proc.returncode}: {tail}")
-    return proc.stdout.strip().splitlines()[-1]
+    return built("image.sh", explicit_var="MMS_IMAGE", build_var="MMS_IMAGE_BUILD")
 
 
 def pytest_configure(config: pytest.Config) -> None:

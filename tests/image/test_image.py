@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from connector.devstack import Endpoints
-from tests.helm.conftest import CHART
 from tests.helpers import payload
 from tests.image.conftest import REPO, podman
 from tests.live import free_port, read_topic, s3_bucket, s3_media
+from tests.tools import CHART
 
 pytestmark = pytest.mark.image
 

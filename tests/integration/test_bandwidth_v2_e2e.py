@@ -12,9 +12,9 @@ import pytest
 from connector.codec import subject
 from connector.config import Config
 from connector.devstack import Endpoints
+from tests.harness import golden_records
 from tests.helpers import payload
 from tests.live import free_port, running
-from tests.unit.test_bandwidth_v2 import INBOUND_MMS_RECORD
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,9 @@ def test_callbacks_arrive_as_avro_records(make_config, records, topic, endpoints
     value = dict(inbound.value)
     received_at = value.pop("received_at")
     assert before <= received_at <= after
-    assert value == INBOUND_MMS_RECORD
+    (expected,) = golden_records("bandwidth-v2", "message_received_mms")
+    del expected["received_at"]
+    assert value == expected
 
     delivered, failed = consumed[1], consumed[2]
     assert (delivered.key, failed.key) == ("+19196494865", "+19196494865")

@@ -107,7 +107,7 @@ def test_a_v1_consumer_reads_what_the_connector_writes_now(endpoints) -> None:
     """Consumers that still deserialize with the v1 schema as their reader keep working."""
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    from tests.unit.test_schema import full_event, projected
+    from tests.records import full_event, projected
 
     client = registry_client(endpoints.registry_url)
     topic = f"v1-reader-{uuid.uuid4().hex[:8]}"
@@ -129,7 +129,7 @@ def test_codec_writes_what_confluents_serializer_writes(endpoints) -> None:
     from confluent_kafka.schema_registry.avro import AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    from tests.unit.test_schema import full_event
+    from tests.records import full_event
 
     client = registry_client(endpoints.registry_url)
     topic = f"wire-{uuid.uuid4().hex[:8]}"

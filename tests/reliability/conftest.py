@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connector.callback import TranslateContext
 from connector.devstack import Endpoints
 from connector.providers import bandwidth_v2
+from connector.providers.contract import Options, TranslateContext
 from tests.helpers import callback, payload
 
 
@@ -26,7 +26,7 @@ def bandwidth_callback(message_id: str, event_type: str = "message-sending") -> 
 
 def bandwidth_event_ids(body: bytes) -> list[str]:
     """What the connector must answer for this body, computed without it."""
-    return [e.event_id for e in bandwidth_v2.translate(callback(body), TranslateContext())]
+    return [e.event_id for e in bandwidth_v2.translate(callback(body), TranslateContext(Options()))]
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")

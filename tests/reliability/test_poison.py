@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from connector import pipeline
-from connector.callback import Refusal
 from connector.cli import main
 from connector.config import Config
 from connector.devstack import Endpoints
+from connector.providers.contract import Refusal
 from tests.helpers import callback, payload
 from tests.live import Record, running
 from tests.reliability.conftest import metric

@@ -89,11 +89,11 @@ def test_an_unexpected_failure_is_a_json_500_without_traceback(
 
 
 def test_a_late_event_loop_sheds_callbacks_with_503() -> None:
-    from connector.app import CallbackEndpoint
+    from connector.app import CallbackHandler
 
     app = create_app(Config.model_validate({"providers": {"bandwidth-v2": {"enabled": True}}}))
-    endpoint = next(r.endpoint for r in app.routes if isinstance(r.endpoint, CallbackEndpoint))
-    endpoint.runtime.loop_lag.seconds = 0.2  # over the default 50 ms
+    handler = next(r.endpoint for r in app.routes if isinstance(r.endpoint, CallbackHandler))
+    handler.runtime.loop_lag.seconds = 0.2  # over the default 50 ms
     reply = TestClient(app).post("/callbacks/bandwidth-v2", content=b"[]")
     assert (reply.status_code, reply.headers["retry-after"]) == (503, "5")
     assert reply.json()["error"] == "overloaded"

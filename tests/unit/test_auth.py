@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from connector.auth import Authenticator, Request
-from connector.callback import Refusal
 from connector.config import AuthConfig, ConfigError
+from connector.providers.contract import Refusal
 
 ENV = {"BASIC_PW": "s3cr3t:with:colons", "CB_TOKEN": "tok-123"}
 KEY = "providers.bandwidth-v2.auth"

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from connector.config import ConfigError, load
+from connector.pipeline import routes
+from connector.providers.openmarket.mime import PartLimits
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -23,6 +25,13 @@ def write(tmp_path: Path, text: str) -> Path:
         ("providers:\n  sinch: {enabled: maybe}\n", "providers.sinch.enabled"),
         ("providers:\n  sinch: {deadline_seconds: 0}\n", "providers.sinch.deadline_seconds"),
         ("schema_registry: {compatibility: NONE}\n", "schema_registry.compatibility"),
+        # A provider's own options are checked by its model, and only it has them.
+        ("providers:\n  openmarket: {max_parts: 0}\n", "providers.openmarket.max_parts: Input"),
+        (
+            "providers:\n  sinch: {max_parts: 4}\n",
+            "providers.sinch.max_parts: Extra inputs are not permitted",
+        ),
+        ("providers:\n  sinch: {topik: x}\n", "providers.sinch.topik: Extra inputs"),
         ("- a list\n", "top level must be a mapping"),
         ("kafka: [\n", "while parsing"),
     ],
@@ -63,13 +72,31 @@ def test_parser_budgets_reach_the_translate_context(tmp_path: Path) -> None:
     config = load(
         write(
             tmp_path,
-            "providers:\n  sinch: {max_elements: 7, max_events: 2, max_media: 0, "
-            "max_recipients: 3, max_parts: 4, max_part_bytes: 5}\n",
-        )
+            "media: {root: " + str(tmp_path) + "}\n"
+            "providers:\n  sinch: {enabled: true, max_elements: 7, max_events: 2, max_media: 0,"
+            " max_recipients: 3}\n"
+            "  openmarket: {enabled: true, max_parts: 4, max_part_bytes: 5}\n",
+        ),
+        env={},
     )
-    limits = config.providers["sinch"].limits
+    by_name = {r.name: r.context for r in routes(config, env={})}
+    limits = by_name["sinch"].limits
     assert (limits.max_elements, limits.max_events, limits.max_media) == (7, 2, 0)
-    assert (limits.max_recipients, limits.max_parts, limits.max_part_bytes) == (3, 4, 5)
+    assert limits.max_recipients == 3
+    assert by_name["openmarket"].options == PartLimits(max_parts=4, max_part_bytes=5)
+    # Only the provider that stores media gets the store in its context.
+    assert by_name["sinch"].media_store is None
+    assert by_name["openmarket"].media_store is not None
+
+
+def test_every_problem_of_a_config_is_named_at_once(tmp_path: Path) -> None:
+    text = "server: {port: 0}\nproviders:\n  openmarket: {max_parts: 0, max_part_bytes: -1}\n"
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text), env={})
+    message = str(info.value)
+    assert "3 problem(s)" in message
+    for key in ("server.port", "providers.openmarket.max_parts", "openmarket.max_part_bytes"):
+        assert f"  {key}" in message or f"  providers.{key}" in message, message
 
 
 @pytest.mark.parametrize(

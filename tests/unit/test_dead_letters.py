@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from connector import dead_letters
-from connector.callback import Callback, Refusal
 from connector.codec import DEAD_LETTER_SCHEMA, current_schema
+from connector.providers.contract import Callback, Refusal
 
 RECEIVED_AT = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 # What the app hands over: header names lower-cased.

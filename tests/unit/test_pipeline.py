@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from connector import pipeline
-from connector.callback import Callback, Provider, Refusal, TranslateContext
 from connector.codec import avro_payload
 from connector.config import Config
+from connector.providers.contract import Callback, Options, Refusal, TranslateContext
 from connector.record import MmsEvent
 from tests.helpers import RECEIVED_AT, callback, payload
 
@@ -57,11 +57,12 @@ def test_a_record_kafka_would_refuse_is_refused_here(
 
 
 def test_a_record_that_does_not_encode_is_a_refusal_not_a_500() -> None:
-    def surrogate(cb: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+    def surrogate(cb: Callback, ctx: TranslateContext[Options]) -> list[MmsEvent]:
         event = MmsEvent("id", "bandwidth-v2", "received", "inbound", "+1", RECEIVED_AT)
         return [dataclasses.replace(event, text="lone \ud800 surrogate")]
 
-    broken = dataclasses.replace(route(), provider=Provider("bandwidth-v2", surrogate))
+    provider = dataclasses.replace(route().provider, translate=surrogate)
+    broken = dataclasses.replace(route(), provider=provider)
     with pytest.raises(Refusal) as info:
         pipeline.translate(broken, callback(BODY))
     assert (info.value.code, info.value.status) == ("record_unencodable", 400)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from connector.publisher import OutMessage, Publisher, PublishError
+from connector.publisher import KafkaRecord, Publisher, PublishError
 from tests.live import free_port
 
 
@@ -23,7 +23,7 @@ async def close_with_a_record_queued() -> None:
     before = threads()
     publisher = Publisher({"bootstrap.servers": f"127.0.0.1:{free_port()}"}, {})
     assert threads() > before  # librdkafka's broker threads and our poll thread
-    pending = publisher.send([OutMessage("t", b"k", b"v", [("event_id", b"1")])])
+    pending = publisher.send([KafkaRecord("t", b"k", b"v", [("event_id", b"1")])])
     await asyncio.sleep(0.05)
     left = publisher.close(0.2)  # blocks the loop; the failures settle on it afterwards
     assert left == 1

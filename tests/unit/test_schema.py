@@ -10,8 +10,7 @@ import fastavro
 import pytest
 
 from connector.codec import DEAD_LETTER_SCHEMA, EVENT_SCHEMA, current_schema, schema_versions
-from connector.record import Media, MmsEvent
-from tests.helpers import RECEIVED_AT
+from tests.records import full_event, media_fields, media_items, projected
 
 VERSIONS = schema_versions()
 
@@ -51,25 +50,6 @@ def resolve(record: dict[str, Any], writer: Any, reader: Any) -> dict[str, Any]:
     fastavro.schemaless_writer(buf, writer, record)
     buf.seek(0)
     return fastavro.schemaless_reader(buf, writer, reader)
-
-
-def media_items(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Media record's fields."""
-    [media] = [f for f in schema["fields"] if f["name"] == "media"]
-    return media["type"]["items"]["fields"]
-
-
-def media_fields(schema: dict[str, Any]) -> list[str]:
-    return [f["name"] for f in media_items(schema)]
-
-
-def projected(record: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """The record as a reader of `schema` sees it: its fields only, each at its default where
-    the record has none (media entries alike: every media field added so far defaults to null).
-    """
-    out = {f["name"]: record.get(f["name"], f.get("default")) for f in schema["fields"]}
-    out["media"] = [{k: m.get(k) for k in media_fields(schema)} for m in record["media"]]
-    return out
 
 
 @pytest.mark.parametrize("older", OLDER)
@@ -112,45 +92,6 @@ def without_doc(field: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_media_field_is_documented() -> None:
     assert [f["name"] for f in media_items(json.loads(current_schema())) if not f.get("doc")] == []
-
-
-def full_event() -> MmsEvent:
-    return MmsEvent(
-        event_id="e",
-        provider="bandwidth-v2",
-        event_type="failed",
-        direction="outbound",
-        owner="+19195550002",
-        received_at=RECEIVED_AT,
-        from_="+19195550002",
-        to=["+17045551234"],
-        cc=["+17045551235"],
-        bcc=["+19195550002"],
-        text="hi",
-        subject="s",
-        media=[
-            Media(
-                "s3://mms-media/ab/" + "ab" * 32,
-                "image/png",
-                10,
-                "ab" * 32,
-                "x.png",
-                source_uri="https://media.example/x.png",
-                url="https://cdn.example/ab/" + "ab" * 32,
-                status="stored",
-                reason=None,
-            ),
-            Media("https://media.example/y", status="unavailable", reason="http_404"),
-        ],
-        provider_message_id="m",
-        application_id="a",
-        tag="t",
-        occurred_at=RECEIVED_AT,
-        segment_count=1,
-        error_code="4405",
-        error_description="rejected",
-        attributes={"k": "v"},
-    )
 
 
 def test_a_full_record_round_trips_through_avro() -> None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from connector.callback import (
+from connector.providers.contract import (
     Callback,
     Provider,
     Refusal,
     Reply,
+    Sample,
     TranslateContext,
 )
-from connector.parsing import (
+from connector.providers.fields import (
     event_id,
     expect_str,
     expect_str_list,
@@ -29,6 +30,7 @@ from connector.parsing import (
 )
 from connector.providers.openmarket.mime import (
     Part,
+    PartLimits,
     extended_filename,
     options,
     read_parts,
@@ -66,7 +68,7 @@ REQUEST_ID_ATTRIBUTE = "header.x-request-id"
 JSON_MEDIA_TYPES = {"application/json", "text/json"}
 
 
-def translate(callback: Callback, ctx: TranslateContext) -> list[MmsEvent]:
+def translate(callback: Callback, ctx: TranslateContext[PartLimits]) -> list[MmsEvent]:
     media_type, params = options(callback.content_type or callback.headers.get("content-type", ""))
     if media_type.startswith("multipart/"):
         return [_mo(callback, params.get("boundary", ""), ctx)]
@@ -91,10 +93,10 @@ def _kind(data: dict[str, Any]) -> str:
     return (expect_str(data.get("type"), "type", required=True) or "").upper()
 
 
-def _mo(callback: Callback, boundary: str, ctx: TranslateContext) -> MmsEvent:
+def _mo(callback: Callback, boundary: str, ctx: TranslateContext[PartLimits]) -> MmsEvent:
     if not boundary:
         raise Refusal("missing_boundary", "multipart Content-Type without a boundary")
-    details, *contents = read_parts(callback.body, boundary.encode("latin-1"), ctx.limits)
+    details, *contents = read_parts(callback.body, boundary.encode("latin-1"), ctx.options)
     if details.media_type not in JSON_MEDIA_TYPES and _content_id(details) != "main":
         raise Refusal("missing_json_part", "the first part must be the JSON details")
     data = _object(parse_json(details.content, max_elements=ctx.limits.max_elements))
@@ -222,7 +224,9 @@ def _utf8(value: str) -> str:
         return value
 
 
-def _store(part: Part, index: int, attributes: dict[str, str], ctx: TranslateContext) -> Media:
+def _store(
+    part: Part, index: int, attributes: dict[str, str], ctx: TranslateContext[PartLimits]
+) -> Media:
     if ctx.media_store is None:
         raise Refusal("no_media_store", "no media store configured for inline parts", status=500)
     raw_name = _filename(part)
@@ -246,4 +250,26 @@ def empty_200(_outcome: object) -> Reply:
     return Reply(200)
 
 
-PROVIDER = Provider(NAME, translate, accepted=empty_200, dead_lettered=empty_200, stores_media=True)
+# OpenMarket's documented form: LF line ends, no blank line after a part's headers.
+SAMPLE = Sample(
+    b"--mimeboundary\nContent-Type: application/json\nContent-Id: main\n"
+    b'{"type": "MO", "moId": 123456789012345, "source": "447800000001",'
+    b' "destinations": ["88600"], "date": "2014-07-16T19:20:30+00:00", "subject": "Test MMS"}\n'
+    b"--mimeboundary\nContent-Type: image/jpeg\nContent-Id: image.jpg\n"
+    b"/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB\n"
+    b"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQH/wAALCAAIAAgBAREA/8QAFAABAAAAAAAA\n"
+    b"AAAAAAAAAAAAAP/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AP//Z\n"
+    b"--mimeboundary\nContent-Type: text/plain\nContent-Id: text.txt\n"
+    b"This is a text attachment\n--mimeboundary--\n",
+    "multipart/mixed; boundary=mimeboundary",
+    "an MO with an inline JPEG (stored in the media store before the reply)",
+)
+PROVIDER = Provider(
+    NAME,
+    translate,
+    SAMPLE,
+    PartLimits,
+    accepted=empty_200,
+    dead_lettered=empty_200,
+    stores_media=True,
+)

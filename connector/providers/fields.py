@@ -12,7 +12,7 @@ import encodings.aliases
 import json
 import pkgutil
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -21,8 +21,8 @@ from urllib.parse import unquote
 import orjson
 import phonenumbers
 
-from connector.callback import Limits, Refusal
-from connector.record import Media, attribute_value
+from connector.providers.contract import Limits, Refusal
+from connector.record import Direction, Media, attribute_value
 from connector.record import event_id as derive_event_id
 
 MAX_JSON_DEPTH = 32
@@ -119,6 +119,7 @@ def _depth(value: Any) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
         node, level = stack.pop()
+        children: Iterable[object]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
@@ -217,6 +218,16 @@ class Parties(NamedTuple):
     raw: dict[str, str]  # `raw.*` attributes: the numbers as sent, where E.164 changed them
     cc: list[str]
     bcc: list[str]
+
+
+# A message's direction as "in"/"out" (Bandwidth's v1 and v2 APIs).
+IN_OUT: dict[str, Direction] = {"in": "inbound", "out": "outbound"}
+
+
+def our_number(direction: Direction, raw_from: str | None, raw_to: Sequence[str]) -> str | None:
+    """Our number when a callback does not name it: the sender of an outbound message, the
+    first recipient of an inbound one."""
+    return raw_from if direction == "outbound" else (raw_to[0] if raw_to else None)
 
 
 def normalize_parties(

@@ -1,13 +1,19 @@
-"""What a provider parser receives and what it may answer: the pure side of a callback."""
+"""The provider contract: what a provider declares, what its parser receives, what it answers.
+
+A provider module declares one `Provider`: its name, its translate function, its own config
+options (a pydantic model), its replies and a sample callback. Everything else (routes, config
+validation, the chart, `dev`, bench) derives from that declaration.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
+from pydantic import BaseModel, ConfigDict
 
 from connector.record import MmsEvent
 
@@ -33,8 +39,6 @@ class Limits:
     a few), a handful of media and recipients, and tens of JSON containers or XML elements.
     """
 
-    max_parts: int = 50
-    max_part_bytes: int = 5 * 1024 * 1024
     # JSON values (containers, items, members) or XML elements and attributes in one body:
     # 10 MB of `[{},{},...]` parsed whole took 6 s and +460 MiB before any check could run.
     max_elements: int = 10_000
@@ -43,10 +47,22 @@ class Limits:
     max_recipients: int = 100  # to + cc + bcc, per event
 
 
-@dataclass(frozen=True, slots=True)
-class TranslateContext:
-    """Per-provider settings a parser may need; nothing here does I/O but the media store."""
+class Options(BaseModel):
+    """A provider's own config keys, beside the common ones (`providers.<name>.<key>`); a
+    provider with options subclasses this. Unknown keys are refused."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=Options)
+
+
+@dataclass(frozen=True, slots=True)
+class TranslateContext(Generic[OptionsT]):
+    """Per-provider settings a parser may need; nothing here does I/O but the media store,
+    which only a provider that `stores_media` is given."""
+
+    options: OptionsT
     default_country: str | None = None
     limits: Limits = field(default_factory=Limits)
     media_store: MediaStore | None = None
@@ -101,11 +117,22 @@ def refused_json(refusal: Refusal) -> Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class Sample:
+    """One realistic callback of the provider: what `mms-connector dev` offers to send."""
+
+    body: bytes
+    content_type: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     """Everything provider-specific: how to translate a callback and how to answer it."""
 
     name: str
-    translate: Callable[[Callback, TranslateContext], list[MmsEvent]]
+    translate: Callable[[Callback, TranslateContext[Any]], list[MmsEvent]]
+    sample: Sample
+    options: type[Options] = Options
     accepted: Callable[[Sequence[MmsEvent]], Reply] = accepted_json
     refused: Callable[[Refusal], Reply] = refused_json
     # The answer once an untranslatable callback is safe in the dead-letter topic: whatever

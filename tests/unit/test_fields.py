@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.callback import Refusal
-from connector.parsing import MAX_JSON_DEPTH, parse_json
+from connector.providers.contract import Refusal
+from connector.providers.fields import MAX_JSON_DEPTH, parse_json
 
 
 def nested(levels: int) -> bytes:

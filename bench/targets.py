@@ -1,0 +1,131 @@
+"""The targets a `python -m bench.run` is checked against (the Markdown's "Targets" table):
+throughput floors, a share of the no-op endpoint, latency below saturation, load shedding past
+it, per-core against the peer, RSS over a soak, every callback acked in a smoke run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.options import Options
+from bench.report import Run
+
+
+def check(run: Run, what: str, ok: bool | None, detail: str) -> None:
+    run.checks.append({"target": what, "met": ok, "measured": detail})
+
+
+def checks_for_mix(run: Run, mix: str, phases: list[dict[str, Any]], opts: Options) -> None:
+    by = {(p["system"], p["phase"]): p for p in phases if p.get("mix") == mix}
+    sat = by.get(("connector", "saturate"))
+    if sat is None:
+        return
+    floor = {"json": 5000, "xml": 4000, "multipart": 1500}.get(mix)
+    if floor:
+        check(
+            run,
+            f"{mix}: >= {floor}/s acknowledged",
+            sat["acked_per_s"] >= floor,
+            f"{sat['acked_per_s']}/s",
+        )
+    noop = by.get(("noop", "saturate"))
+    if noop and noop["acked_per_s"]:
+        share = sat["acked_per_s"] / noop["acked_per_s"]
+        check(
+            run,
+            f"{mix}: >= 70 % of the no-op endpoint",
+            share >= 0.7,
+            f"{100 * share:.0f} % ({sat['acked_per_s']} / {noop['acked_per_s']})",
+        )
+    at = by.get(("connector", f"{round(opts.load_fraction * 100)}%"))
+    if at:
+        p99 = at["latency_ms"]["p99"]
+        check(
+            run,
+            f"{mix}: p99 <= 25 ms at {round(opts.load_fraction * 100)} % of saturation",
+            p99 is not None and p99 <= 25,
+            f"p99 {p99} ms at {at['offered_per_s']}/s",
+        )
+        bad = at["counts"]["5xx"]
+        check(run, f"{mix}: no 5xx below saturation", bad == 0, f"{at['counts']}")
+    over = by.get(("connector", "overload"))
+    if over:
+        c = over["counts"]
+        bounded = c["503"] > 0 and c["503_with_retry_after"] == c["503"] and c["other"] == 0
+        check(
+            run,
+            f"{mix}: past saturation, 503 + Retry-After (bounded in flight)",
+            bounded,
+            f"offered {over['offered_per_s']}/s: 2xx {c['2xx']}, 503 {c['503']} "
+            f"({c['503_with_retry_after']} with Retry-After), other {c['other']}, "
+            f"p99 {over['latency_all_ms']['p99']} ms, max {over['latency_all_ms']['max']} ms, "
+            f"{over['client_in_flight_max']} requests in flight at most",
+        )
+
+
+def compare_stores(run: Run, mix: str, stores: list[str]) -> None:
+    """The connector at saturation with each media store, side by side (a figure, no target)."""
+    sats = {
+        p["media_store"]: p
+        for p in run.phases
+        if p["system"] == "connector" and p["mix"] == mix and p["phase"] == "saturate"
+    }
+    if len(stores) < 2 or not all(s in sats for s in stores):
+        return
+    check(
+        run,
+        f"{mix}: callbacks per CPU-second at saturation, " + " beside ".join(stores),
+        None,
+        "; ".join(
+            f"{s}: {sats[s]['acked_per_s']}/s, {sats[s]['acked_per_core_s']} per core-s "
+            f"(S3Proxy {sats[s]['cpu_s'].get('s3')} CPU s)"
+            for s in stores
+        ),
+    )
+
+
+def saturation(run: Run, system: str, mix: str) -> dict[str, Any] | None:
+    """The (first) closed-loop saturation phase of `system` on `mix`."""
+    return next(
+        (
+            p
+            for p in run.phases
+            if p["system"] == system and p["mix"] == mix and p["phase"] == "saturate"
+        ),
+        None,
+    )
+
+
+def check_mix(run: Run, mix: str, opts: Options) -> None:
+    """Every target of one mix's phases; the first media store's figures are the ones checked."""
+    first = opts.media_stores[0]
+    primary = [p for p in run.phases if p.get("media_store", first) == first]
+    checks_for_mix(run, mix, primary, opts)
+    compare_stores(run, mix, opts.media_stores)
+    peer_sat, ours = saturation(run, "peer", mix), saturation(run, "connector", mix)
+    if peer_sat and ours and peer_sat["acked_per_core_s"] and ours["acked_per_core_s"]:
+        check(
+            run,
+            f"{mix}: acked per core >= the peer's",
+            ours["acked_per_core_s"] >= peer_sat["acked_per_core_s"],
+            f"{ours['acked_per_core_s']} vs {peer_sat['acked_per_core_s']} "
+            "callbacks per CPU-second",
+        )
+
+
+def check_soak(run: Run) -> None:
+    s = run.soak
+    check(
+        run,
+        "soak: RSS within 10 % after warm-up",
+        s["growth_pct"] <= 10,
+        f"{s['rss_mb_warm']} -> {s['rss_mb_end']} MB ({s['growth_pct']} %)",
+    )
+
+
+def check_smoke(run: Run, mix: str, phase: dict[str, Any]) -> bool:
+    """Whether every callback of a smoke phase was acked (and the check that says so)."""
+    c = phase["counts"]
+    others = ("503", "other", "connection_errors", "unanswered")
+    ok = c["2xx"] > 0 and all(c[k] == 0 for k in others)
+    check(run, f"smoke {mix}: every callback acked", ok, str(phase["counts"]))
+    return ok

@@ -1,0 +1,1 @@
+"""The MMS connector: provider callbacks in, canonical Avro records on Kafka out."""
