@@ -158,8 +158,9 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
 def _start(runtime: Runtime, routes: list[pipeline.Route]) -> Clients:
     """Register schemas (setting compatibility), rebuild the dedupe window, start producing."""
     config = runtime.config
-    registry = registry_client(config.schema_registry.client_settings(runtime.env))
-    codec = Codec(registry, config.schema_registry.compatibility)
+    settings = config.schema_registry
+    registry = registry_client(settings.client_settings(runtime.env))
+    codec = Codec(registry, settings.compatibility, settings.startup_patience_seconds)
     kafka = config.kafka.client_settings(runtime.env)
     topics = sorted({r.settings.topic for r in routes})
     for topic in topics:

@@ -100,6 +100,10 @@ class RegistryConfig(Strict):
     username: str | None = None
     password: Secret | None = None
     timeout_seconds: float = Field(10.0, gt=0)
+    # At start-up, how long to keep retrying a registry that does not answer yet (replicas
+    # and the registry installed together) before giving up; the chart's start-up probe
+    # allows 120 s.
+    startup_patience_seconds: float = Field(90.0, ge=0)
 
     def client_settings(self, env: Mapping[str, str]) -> dict[str, Any]:
         settings: dict[str, Any] = {"url": self.url, "timeout": self.timeout_seconds}

@@ -238,8 +238,9 @@ class Mirror:
             raise MirrorFailed(str(self._fatal)) from self._fatal
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> Clients:
-        registry = registry_client(self.config.schema_registry.client_settings(self.env))
-        codec = Codec(registry, self.config.schema_registry.compatibility)
+        settings = self.config.schema_registry
+        registry = registry_client(settings.client_settings(self.env))
+        codec = Codec(registry, settings.compatibility, settings.startup_patience_seconds)
         codec.register(self.config.mirror.topic)
         kafka = self.config.kafka.client_settings(self.env)
         publisher = Publisher(kafka, self.config.kafka.producer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -139,3 +140,38 @@ def test_codec_writes_what_confluents_serializer_writes(endpoints) -> None:
     serializer = AvroSerializer(client, list(schema_versions().values())[-1].read_text())
     reference = serializer(record, SerializationContext(topic, MessageField.VALUE))
     assert codec.encode(topic, record) == reference
+
+
+def _register_together(url: str, topic: str, replicas: int) -> tuple[list[int], list[Exception]]:
+    """Each of `replicas` codecs registers `topic` at the same moment (a barrier)."""
+    start = threading.Barrier(replicas)
+    ids: list[int] = []
+    errors: list[Exception] = []
+
+    def register() -> None:
+        codec = Codec(registry_client(url), "BACKWARD_TRANSITIVE")
+        start.wait()
+        try:
+            ids.append(codec.register(topic))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=register) for _ in range(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return ids, errors
+
+
+def test_replicas_registering_a_fresh_subject_at_once_all_succeed(endpoints) -> None:
+    """Six codecs registering one new subject at the same moment, five times: Apicurio answered
+    the second compatibility write 409 in 6 of 10 such rounds, and that replica's start-up
+    failed. Every one succeeds now, with the same schema id."""
+    for _ in range(5):
+        topic = f"mms.test.race.{uuid.uuid4().hex[:10]}"
+        ids, errors = _register_together(endpoints.registry_url, topic, 6)
+        assert errors == []
+        assert len(ids) == 6 and len(set(ids)) == 1, ids
+        client = registry_client(endpoints.registry_url)
+        assert client.get_compatibility(subject(topic)) == "BACKWARD_TRANSITIVE"
