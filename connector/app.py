@@ -15,10 +15,11 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from connector import auth, dead_letters, metrics, pipeline
+from connector.claims import Claim, SharedClaims
 from connector.codec import DEAD_LETTER_SCHEMA, Codec, registry_client
 from connector.config import Config
 from connector.consumer import recent_event_ids
@@ -83,6 +85,8 @@ class Runtime:
     env: Mapping[str, str]
     window: Window
     clients: Clients | None = None  # set once start-up has connected them all
+    claims: SharedClaims | None = None  # the window every replica shares (dedupe.shared)
+    tasks: set[asyncio.Future[None]] = dataclasses.field(default_factory=set)
     in_flight: int = 0
     loop_lag: LoopLag = dataclasses.field(default_factory=LoopLag)
     # Translation off the loop (large bodies, remote media stores) gets threads of its own: on
@@ -92,10 +96,18 @@ class Runtime:
         default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="translate")
     )
 
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` without waiting for it, referenced until it ends."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
 
 def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
     env = os.environ if env is None else env
     runtime = Runtime(config, env, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
+    if config.dedupe.shared is not None:
+        runtime.claims = SharedClaims.connect(config.dedupe.shared, env)
     handlers = [CallbackHandler(route, runtime) for route in pipeline.routes(config, env)]
 
     for warning in config.warnings():
@@ -116,6 +128,11 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
             )
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)
+            if runtime.claims is not None:
+                await asyncio.sleep(0)  # the last deliveries' settling tasks start
+                if runtime.tasks:
+                    await asyncio.wait(runtime.tasks, timeout=2)
+                await runtime.claims.close()
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -324,19 +341,34 @@ async def _publish(
         elif event_id not in claimed:
             fresh.append(o)
             claimed[event_id] = o.digest
+    if claimed:
+        # Claimed here first (a repeat reaching this replica meanwhile waits), then across
+        # replicas: what another replica published or is publishing is not produced here.
+        window.claim(claimed)
+        claims = runtime.claims
+        shared = await claims.claim(claimed) if claims is not None else {}
+        elsewhere = [i for i, claim in shared.items() if claim is Claim.ELSEWHERE]
+        if claims is not None and elsewhere:
+            window.settle(claimed, _InFlightElsewhere())
+            runtime.background(claims.release(claimed))
+            metrics.SHARED_CLAIMS.labels("elsewhere").inc(len(elsewhere))
+            outcome.log("failed", logging.WARNING, event_ids=ids, error="in_flight_elsewhere")
+            return _unavailable("in_flight_elsewhere", "being published by another replica")
+        published = {i: claimed.pop(i) for i, c in shared.items() if c is Claim.PUBLISHED}
+        window.settle(published, None, published)
+        fresh = [o for o in fresh if o.event.event_id in claimed]
     messages = [o.kafka_record(codec) for o in fresh]
 
     try:
         if messages:
-            window.claim(claimed)
             try:
                 sent = publisher.send(messages)
             except PublishError as exc:
-                window.settle(claimed, exc)
+                _settle(runtime, claimed, exc)
                 raise
             # The publish goes on even if this request stops waiting (deadline): a late
-            # delivery is still recorded in the window, so the retry is not produced again.
-            sent.add_done_callback(lambda f: window.settle(claimed, f.exception(), claimed))
+            # delivery is still recorded in the windows, so the retry is not produced again.
+            sent.add_done_callback(lambda f: _settle(runtime, claimed, f.exception()))
             waits.add(sent)
         if waits:
             left = max(0.0, deadline - asyncio.get_running_loop().time())
@@ -358,6 +390,18 @@ async def _publish(
     metrics.PRODUCE_LATENCY.labels(route.name).observe(time.perf_counter() - outcome.started)
     outcome.log("published" if fresh else "duplicate", event_ids=ids, duplicates=duplicates)
     return route.provider.accepted([o.event for o in encoded])
+
+
+def _settle(runtime: Runtime, claimed: dict[str, int], error: BaseException | None) -> None:
+    """The outcome of producing claimed events, in this replica's window and the shared one."""
+    runtime.window.settle(claimed, error, claimed)
+    if runtime.claims is not None:
+        claims = runtime.claims
+        runtime.background(claims.published(claimed) if error is None else claims.release(claimed))
+
+
+class _InFlightElsewhere(Exception):
+    """Another replica holds the claim: this request's local waiters answer 503 too."""
 
 
 def _conflicting_repeat(route: pipeline.Route, event_id: str, outcome: _Outcome) -> None:

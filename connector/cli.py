@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -128,6 +129,16 @@ def _dev(args: argparse.Namespace) -> int:
         stack.update(s3)
         # config/dev.yaml's store credentials are secrets the app reads from the environment.
         ENV.update(s3)
+    if endpoints.redis_url:
+        parts = urlsplit(endpoints.redis_url)
+        shared = {
+            "MMS_SHARED_WINDOW_URL": urlunsplit(
+                (parts.scheme, f"{parts.hostname}:{parts.port}", parts.path, "", "")
+            ),
+            "MMS_SHARED_WINDOW_PASSWORD": parts.password or "",
+        }
+        stack.update(shared)
+        ENV.update(shared)  # config/dev.yaml's dedupe.shared.password reads it
     config = config_mod.load(args.config, stack)
     base = f"http://127.0.0.1:{args.port}"
     routes = pipeline.routes(config)

@@ -2,7 +2,8 @@
 
 Validation errors name the key and the problem, so `check-config` and start-up can say exactly
 what is wrong. Endpoints can be overridden from the environment (MMS_KAFKA_BOOTSTRAP_SERVERS,
-MMS_SCHEMA_REGISTRY_URL, MMS_S3_ENDPOINT_URL) so one file serves every environment.
+MMS_SCHEMA_REGISTRY_URL, MMS_S3_ENDPOINT_URL, and MMS_SHARED_WINDOW_URL for a config with
+dedupe.shared) so one file serves every environment.
 """
 
 from __future__ import annotations
@@ -329,12 +330,30 @@ class MirrorConfig(Strict):
     concurrency: int = Field(16, gt=0, le=1024)
 
 
+class SharedWindowConfig(Strict):
+    """A Redis-protocol server (Valkey, Redis) every replica claims events in before producing
+    them (connector/claims.py)."""
+
+    url: str = Field(pattern=r"^rediss?://[^@\s]+$")  # no credentials in it: see password
+    password: Secret | None = None
+    # Longer than a delivery can take (the producer's message.timeout.ms, 120 s, + a deadline):
+    # a claim outlives its producer only when the replica died holding it.
+    claim_ttl_seconds: float = Field(130, gt=0)
+    # How long a published event id is remembered for every replica: the providers' retry
+    # horizon (Bandwidth retries for 24 h).
+    published_ttl_seconds: float = Field(86_400, gt=0)
+    # Each call's budget; past it the callback goes on with this replica's window alone.
+    timeout_seconds: float = Field(0.25, gt=0, le=10)
+
+
 class DedupeConfig(Strict):
     # Repeats of an event published within this window are answered but not produced again.
     window_seconds: float = Field(3600, ge=0)
     max_entries: int = Field(1_000_000, gt=0)
     # Re-read the window's event ids from Kafka at start-up, so a restart does not forget them.
     rebuild_on_start: bool = True
+    # Shared by every replica and worker; without it each has its own window only.
+    shared: SharedWindowConfig | None = None
 
 
 class Config(Strict):
@@ -430,6 +449,8 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         raw.setdefault("schema_registry", {})["url"] = url
     if s3_url := env.get("MMS_S3_ENDPOINT_URL"):
         raw.setdefault("media", {}).setdefault("s3", {})["endpoint_url"] = s3_url
+    if (shared_url := env.get("MMS_SHARED_WINDOW_URL")) and "shared" in raw.get("dedupe", {}):
+        raw["dedupe"]["shared"]["url"] = shared_url
 
 
 def _describe(exc: ValidationError, path: Path | str | None) -> str:

@@ -76,3 +76,15 @@ MIRROR_LAG = Gauge(
 MIRROR_PENDING = Gauge(
     "mms_mirror_pending_records", "Records consumed and not yet acknowledged on the mirrored topic"
 )
+SHARED_CLAIMS = Counter(
+    "mms_shared_window_claims_total",
+    "Event claims in the shared window: conflict (found published or claimed by another "
+    "replica), elsewhere (answered 503: in flight on another replica)",
+    ["outcome"],
+)
+SHARED_WINDOW_ERRORS = Counter(
+    "mms_shared_window_errors_total",
+    "Shared window calls that failed or timed out (the callback went on with this replica's "
+    "window alone)",
+    ["op"],
+)

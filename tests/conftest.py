@@ -1,10 +1,12 @@
-"""Session fixtures for the real Kafka broker, schema registry and S3 server.
+"""Session fixtures for the real Kafka broker, schema registry, S3 server and Redis.
 
 Where they come from, in order:
 1. External endpoints: MMS_TEST_KAFKA_BOOTSTRAP_SERVERS and MMS_TEST_SCHEMA_REGISTRY_URL;
-   for S3, MMS_TEST_S3_ENDPOINT_URL (with _ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _BUCKET).
-2. The project's local stack (Kafka, Apicurio and S3Proxy from Maven Central), started here if
-   it is not already up and stopped at the end if this session started it.
+   for S3, MMS_TEST_S3_ENDPOINT_URL (with _ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _BUCKET); for
+   Redis, MMS_TEST_REDIS_URL (redis://[:password@]host:port/db; it wins over 2. and 3. too).
+2. The project's local stack (Kafka, Apicurio and S3Proxy from Maven Central, Debian's
+   redis-server), started here if it is not already up and stopped at the end if this session
+   started it.
 3. Testcontainers, when a Docker engine answers and Java/Maven are missing.
 """
 
@@ -45,6 +47,13 @@ def stack_home() -> Path:
 
 @pytest.fixture(scope="session")
 def endpoints(stack_home: Path) -> Iterator[Endpoints]:
+    for found in _endpoints(stack_home):
+        if redis_url := os.environ.get("MMS_TEST_REDIS_URL"):
+            found = dataclasses.replace(found, redis_url=redis_url)
+        yield found
+
+
+def _endpoints(stack_home: Path) -> Iterator[Endpoints]:
     bootstrap = os.environ.get("MMS_TEST_KAFKA_BOOTSTRAP_SERVERS")
     registry = os.environ.get("MMS_TEST_SCHEMA_REGISTRY_URL")
     if bootstrap and registry:
@@ -84,7 +93,7 @@ def _containers() -> Iterator[Endpoints]:
     from testcontainers.core.waiting_utils import wait_for_logs
     from testcontainers.kafka import KafkaContainer
 
-    from connector.devstack import s3proxy
+    from connector.devstack import redis_server, s3proxy
 
     # The same S3Proxy release as the local stack; its image defaults to the filesystem
     # backend under /data (a bucket is a directory) on port 80.
@@ -92,13 +101,20 @@ def _containers() -> Iterator[Endpoints]:
     s3_image = s3_image.with_env("S3PROXY_AUTHORIZATION", "aws-v2-or-v4")
     s3_image = s3_image.with_env("S3PROXY_IDENTITY", s3proxy.ACCESS_KEY_ID)
     s3_image = s3_image.with_env("S3PROXY_CREDENTIAL", s3proxy.SECRET_ACCESS_KEY)
+    # Valkey 8 (the BSD-licensed Redis fork) speaks the protocol the connector uses; configured
+    # as the local stack's redis-server is: its password, nothing kept on disk.
+    valkey_image = DockerContainer("valkey/valkey:8").with_exposed_ports(6379)
+    valkey_args = ["--requirepass", redis_server.PASSWORD, "--save", "", "--appendonly", "no"]
+    valkey_image = valkey_image.with_command(["valkey-server", *valkey_args])
     with (
         KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
         DockerContainer("apicurio/apicurio-registry:3.3.3").with_exposed_ports(8080) as registry,
         s3_image as s3_server,
+        valkey_image as valkey,
     ):
         wait_for_logs(registry, "started in", timeout=120)
         wait_for_logs(s3_server, "Started Server", timeout=60)
+        wait_for_logs(valkey, "Ready to accept connections", timeout=60)
         s3_server.exec(["mkdir", "-p", *(f"/data/{bucket}" for bucket in s3proxy.BUCKETS)])
         url = (
             f"http://{registry.get_container_host_ip()}:"
@@ -113,6 +129,9 @@ def _containers() -> Iterator[Endpoints]:
             s3_access_key_id=s3proxy.ACCESS_KEY_ID,
             s3_secret_access_key=s3proxy.SECRET_ACCESS_KEY,
             s3_bucket=s3proxy.DEV_BUCKET,
+            redis_url=redis_server.url(
+                valkey.get_container_host_ip(), int(valkey.get_exposed_port(6379))
+            ),
         )
 
 
@@ -135,6 +154,15 @@ def s3(endpoints: Endpoints) -> Endpoints:
     if endpoints.s3_endpoint_url is None:
         pytest.skip("no S3 server: set MMS_TEST_S3_ENDPOINT_URL or use the local stack")
     return dataclasses.replace(endpoints, s3_bucket=S3_TEST_BUCKET)
+
+
+@pytest.fixture(scope="session")
+def redis_url(endpoints: Endpoints) -> str:
+    """The tests' Redis: MMS_TEST_REDIS_URL, else the local stack's redis-server (or Valkey's
+    container). Tests share its database 0 and isolate by a unique key prefix."""
+    if endpoints.redis_url is None:
+        pytest.skip("no Redis: set MMS_TEST_REDIS_URL, or use the local stack (redis-server)")
+    return endpoints.redis_url
 
 
 @pytest.fixture

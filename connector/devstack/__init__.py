@@ -1,7 +1,8 @@
-"""Local Apache Kafka (KRaft), Apicurio schema registry and S3Proxy for development and tests.
+"""Local Apache Kafka (KRaft), Apicurio schema registry, S3Proxy and Redis for dev and tests.
 
-Fetched from Maven Central with `mvn` into a shared cache, run as detached JVMs on
-loopback ports; `python -m connector.devstack up|down|status|fetch`.
+The JVMs are fetched from Maven Central with `mvn` into a shared cache, Redis is Debian's
+`redis-server` (apt-get installs it when missing and we are root); all run detached on loopback
+ports; `python -m connector.devstack up|down|status|fetch`.
 """
 
 from connector.devstack.cli import main
@@ -11,9 +12,11 @@ from connector.devstack.stack import (
     default_home,
     down,
     start_kafka,
+    start_redis,
     start_s3,
     status,
     stop_kafka,
+    stop_redis,
     stop_s3,
     up,
 )
@@ -26,9 +29,11 @@ __all__ = [
     "fetch",
     "main",
     "start_kafka",
+    "start_redis",
     "start_s3",
     "status",
     "stop_kafka",
+    "stop_redis",
     "stop_s3",
     "up",
 ]

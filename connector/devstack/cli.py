@@ -24,6 +24,8 @@ def endpoint_lines(endpoints: Endpoints) -> list[str]:
         # so `eval` hands them to a client; no real secret ever reaches these fields.
         "S3_ACCESS_KEY_ID": endpoints.s3_access_key_id,
         "S3_SECRET_ACCESS_KEY": endpoints.s3_secret_access_key,
+        # Carries the local Redis's fixed loopback-only password (devstack/redis_server.py).
+        "REDIS_URL": endpoints.redis_url,
     }
     return [f"{name}={shlex.quote(value)}" for name, value in values.items() if value is not None]
 
@@ -37,7 +39,7 @@ def _print_endpoints(endpoints: Endpoints) -> None:
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m connector.devstack") -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Local single-node Kafka, Apicurio registry (Confluent API) and S3Proxy.",
+        description="Local single-node Kafka, Apicurio registry (Confluent API), S3Proxy, Redis.",
     )
     parser.add_argument(
         "--home",

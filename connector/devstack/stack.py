@@ -1,4 +1,4 @@
-"""Starting, checking and stopping the local Kafka broker, schema registry and S3 server."""
+"""Starting, checking and stopping the local Kafka broker, schema registry, S3 and Redis."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from string import Template
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from connector.devstack import s3proxy
+from connector.devstack import redis_server, s3proxy
 from connector.devstack.fetching import (
     default_cache,
     fetch,
@@ -43,6 +43,7 @@ CCOMPAT_PATH = "/apis/ccompat/v7"
 KAFKA_LOG = "kafka.log"
 REGISTRY_LOG = "registry.log"
 S3_LOG = "s3proxy.log"
+REDIS_LOG = "redis.log"
 STATE_FILE = "state.json"
 STOP_GRACE_S = 20.0
 HEAP = "-Xmx512m"
@@ -56,6 +57,8 @@ class Endpoints:
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_bucket: str | None = None
+    # "redis://:PASSWORD@127.0.0.1:PORT/0"; the password is the local server's fixed one.
+    redis_url: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -70,21 +73,26 @@ class State:
     # None in a state.json written before the stack had S3: `up` then starts only S3Proxy.
     s3_port: int | None = None
     s3_pid: int | None = None
+    # Likewise for a state.json from before Redis: `up` then starts only Redis.
+    redis_port: int | None = None
+    redis_pid: int | None = None
 
     def endpoints(self) -> Endpoints:
-        kafka_and_registry = Endpoints(
+        endpoints = Endpoints(
             bootstrap_servers=f"{HOST}:{self.kafka_port}",
             registry_url=f"http://{HOST}:{self.registry_port}{CCOMPAT_PATH}",
         )
-        if self.s3_port is None:
-            return kafka_and_registry
-        return replace(
-            kafka_and_registry,
-            s3_endpoint_url=f"http://{HOST}:{self.s3_port}",
-            s3_access_key_id=s3proxy.ACCESS_KEY_ID,
-            s3_secret_access_key=s3proxy.SECRET_ACCESS_KEY,
-            s3_bucket=s3proxy.DEV_BUCKET,
-        )
+        if self.s3_port is not None:
+            endpoints = replace(
+                endpoints,
+                s3_endpoint_url=f"http://{HOST}:{self.s3_port}",
+                s3_access_key_id=s3proxy.ACCESS_KEY_ID,
+                s3_secret_access_key=s3proxy.SECRET_ACCESS_KEY,
+                s3_bucket=s3proxy.DEV_BUCKET,
+            )
+        if self.redis_port is not None:
+            endpoints = replace(endpoints, redis_url=redis_server.url(HOST, self.redis_port))
+        return endpoints
 
 
 def default_home() -> Path:
@@ -167,6 +175,15 @@ def _marker(home: Path) -> str:
     return f"-Dmms.devstack.home={home}"
 
 
+def _redis_config(home: Path) -> Path:
+    # redis-server takes no -D properties: its config file's path, under the home, is its marker.
+    return home / "redis" / "redis.conf"
+
+
+def _ours(command_line: str, home: Path) -> bool:
+    return _marker(home) in command_line or f" {_redis_config(home)}" in command_line
+
+
 def _command_line(pid: int) -> str:
     if Path("/proc/self").exists():
         try:
@@ -189,7 +206,7 @@ def _running(pid: int | None, home: Path) -> bool:
         del _children[pid]
         return False
     # A zombie or a recycled pid lacks our marker (a zombie's command line is empty).
-    return _marker(home) in _command_line(pid)
+    return _ours(_command_line(pid), home)
 
 
 def _spawn(cmd: list[str], log_path: Path, cwd: Path) -> int:
@@ -357,6 +374,18 @@ def _launch_s3(home: Path, cache: Path, state: State) -> int:
     return _spawn(cmd, home / S3_LOG, cwd=home)
 
 
+def _launch_redis(home: Path, cache: Path, state: State) -> int:
+    server = redis_server.find_server(cache)  # on PATH by now: REDIS.prepare put it there
+    config = _redis_config(home)
+    data_dir = config.parent / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        redis_server.render_config(HOST, _port(state.redis_port), data_dir, home / REDIS_LOG)
+    )
+    log.info("starting Redis (%s) on %s:%d", server, HOST, state.redis_port)
+    return _spawn([str(server), str(config)], home / REDIS_LOG, cwd=home)
+
+
 def _port(port: int | None) -> int:
     if port is None:
         raise RuntimeError("no port recorded for this service; run `up` first")
@@ -365,7 +394,7 @@ def _port(port: int | None) -> int:
 
 @dataclass(frozen=True)
 class _Service:
-    """One JVM of the stack: how it starts, answers, and where state.json keeps it."""
+    """One process of the stack: how it starts, answers, and where state.json keeps it."""
 
     name: str
     log_name: str
@@ -373,6 +402,8 @@ class _Service:
     port_fields: tuple[str, ...]
     launch: Callable[[Path, Path, State], int]
     answers: Callable[[State], bool]
+    # Run with the cache before any launch and outside the start-up timeout, like fetching.
+    prepare: Callable[[Path], object] | None = None
 
 
 KAFKA = _Service(
@@ -399,7 +430,17 @@ S3 = _Service(
     _launch_s3,
     lambda state: state.s3_port is not None and s3proxy.answers(HOST, state.s3_port),
 )
-SERVICES = (KAFKA, REGISTRY, S3)
+REDIS = _Service(
+    "Redis",
+    REDIS_LOG,
+    "redis_pid",
+    ("redis_port",),
+    _launch_redis,
+    lambda state: state.redis_port is not None and redis_server.answers(HOST, state.redis_port),
+    # Installs Debian's redis-server first when it is missing and we are root with apt-get.
+    prepare=redis_server.find_server,
+)
+SERVICES = (KAFKA, REGISTRY, S3, REDIS)
 
 
 def _pid(state: State, service: _Service) -> int | None:
@@ -416,10 +457,17 @@ def _wait(home: Path, state: State, service: _Service, pid: int, deadline: float
     _wait_ready(service.name, pid, answers, home, service.log_name, deadline)
 
 
+def _prepare(cache: Path, services: list[_Service]) -> None:
+    fetch(cache)
+    for service in services:
+        if service.prepare is not None:
+            service.prepare(cache)
+
+
 def _start(home: Path, state: State, service: _Service, timeout: float) -> None:
     """Start one service on state's ports and wait; on failure stop it and record it stopped."""
     cache = default_cache()
-    fetch(cache)
+    _prepare(cache, [service])
     for port_field in service.port_fields:
         # A stack recorded before this service existed has no port for it yet.
         if getattr(state, port_field) is None:
@@ -471,11 +519,13 @@ def up(home: Path | None = None, *, timeout: float = 180) -> Endpoints:
                 return state.endpoints()
         else:
             stopped = list(SERVICES)
-            kafka_port, controller_port, registry_port, s3_port = free_ports(4)
-            state = State(kafka_port, controller_port, registry_port, s3_port=s3_port)
+            kafka_port, controller_port, registry_port, s3_port, redis_port = free_ports(5)
+            state = State(
+                kafka_port, controller_port, registry_port, s3_port=s3_port, redis_port=redis_port
+            )
 
         cache = default_cache()
-        fetch(cache)
+        _prepare(cache, stopped)
         started = time.monotonic()
         deadline = started + timeout
         # Whatever runs but does not answer is stuck: replace it, on the same port if free.
@@ -566,3 +616,13 @@ def stop_s3(home: Path | None = None) -> bool:
 def start_s3(home: Path | None = None, *, timeout: float = 60) -> Endpoints:
     """Start S3Proxy again on its recorded port with its objects; no-op if it answers."""
     return _start_service(home, S3, timeout)
+
+
+def stop_redis(home: Path | None = None) -> bool:
+    """Stop only Redis, keeping its port for start_redis (its keys go). True if it ran."""
+    return _stop_service(home, REDIS)
+
+
+def start_redis(home: Path | None = None, *, timeout: float = 30) -> Endpoints:
+    """Start Redis again, empty, on its recorded port; no-op if it answers."""
+    return _start_service(home, REDIS, timeout)

@@ -84,7 +84,7 @@ def test_full_config_loads(full_render: Rendered, full_values: dict, tmp_path: P
     mirror = {k: v for k, v in full_values["mirror"].items() if k not in chart_only}
     assert config.mirror.model_dump() == mirror
     assert config.dead_letters.model_dump() == full_values["dead_letters"]
-    assert config.dedupe.model_dump() == full_values["dedupe"]
+    assert config.dedupe.model_dump(exclude_unset=True, exclude_none=True) == full_values["dedupe"]
     # Every enabled provider's settings, auth and its own options included, as the values give
     # them.
     enabled = sorted(n for n, p in full_values["providers"].items() if p["enabled"])

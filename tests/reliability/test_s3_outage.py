@@ -56,7 +56,9 @@ pytestmark = pytest.mark.integration
 
 RATE = 20  # callbacks per second
 S3_DOWN_AFTER = 3.0  # seconds into the stream
-S3_DOWN_FOR = 4.0  # seconds between "stopped" and starting it again
+S3_DOWN_FOR = 4.0  # seconds between "stopped" and starting it again, at least
+MAX_DOWN_SECONDS = 60.0
+FETCH_FAILURES = "mms_media_fetch_failures_total"
 KEEP_GOING_AFTER_RESTART = 3.0
 RETRY_WAIT = 0.5  # seconds before a refused MO is posted again
 OPENMARKET_WAITS = 10.0  # seconds OpenMarket waits for an answer before it retries
@@ -87,21 +89,30 @@ class Outage:
         )
 
 
-async def s3_outage(home: Path, outage: Outage) -> None:
+async def s3_outage(home: Path, outage: Outage, felt: Callable[[], bool] | None) -> None:
     await asyncio.sleep(S3_DOWN_AFTER)
     assert await asyncio.to_thread(devstack.stop_s3, home), "S3Proxy was not running"
     outage.stopped = time.monotonic()
     await asyncio.sleep(S3_DOWN_FOR)
+    # Down until the side under test has met the outage (a CPU-starved CI box can let S3_DOWN_FOR
+    # pass before the mirror tried a store; the check then said nothing about the outage).
+    deadline = time.monotonic() + MAX_DOWN_SECONDS
+    while felt is not None and not await asyncio.to_thread(felt):
+        assert time.monotonic() < deadline, f"the outage was not felt in {MAX_DOWN_SECONDS} s"
+        await asyncio.sleep(0.5)
     outage.restarting = time.monotonic()
     await asyncio.to_thread(devstack.start_s3, home)
     outage.restarted = time.monotonic()
 
 
-async def under_outage(home: Path, send: Callable[[int], Awaitable[None]]) -> tuple[int, Outage]:
-    """send(0), send(1) ... at RATE a second from before S3 is stopped until
-    KEEP_GOING_AFTER_RESTART seconds after it answers again; then waits for every send."""
+async def under_outage(
+    home: Path, send: Callable[[int], Awaitable[None]], felt: Callable[[], bool] | None = None
+) -> tuple[int, Outage]:
+    """send(0), send(1) ... at RATE a second from before S3 is stopped (for S3_DOWN_FOR, and
+    until `felt()`) until KEEP_GOING_AFTER_RESTART seconds after it answers again; then waits
+    for every send."""
     outage = Outage(time.monotonic())
-    controller = asyncio.create_task(s3_outage(home, outage))
+    controller = asyncio.create_task(s3_outage(home, outage, felt))
     tasks: list[asyncio.Task[None]] = []
     # A failed controller ends the stream at once (restarted stays 0) and raises below.
     while not (
@@ -443,7 +454,12 @@ def test_mirror_loses_nothing_while_s3_is_stopped_and_started_again(
                         assert reply.status_code == 200, reply.text
                         sent_ids.extend(bandwidth_event_ids(body))
 
-                    return await under_outage(home, send)
+                    def store_failed() -> bool:
+                        text = mirror_metrics(port)
+                        labels = {"provider": "bandwidth-v2", "reason": "store_error"}
+                        return bool(text) and metric(text, FETCH_FAILURES, **labels) > 0
+
+                    return await under_outage(home, send, store_failed)
 
             sent, outage = asyncio.run(scenario())
 
@@ -459,9 +475,7 @@ def test_mirror_loses_nothing_while_s3_is_stopped_and_started_again(
     assert code == 0
 
     mirrored = read_topic(endpoints, mirrored_topic)
-    store_errors = metric(
-        text, "mms_media_fetch_failures_total", provider="bandwidth-v2", reason="store_error"
-    )
+    store_errors = metric(text, FETCH_FAILURES, provider="bandwidth-v2", reason="store_error")
     doubled = duplicates(mirrored)
     print(
         f"\ns3 outage, mirror: {sent} Bandwidth MOs at {RATE}/s, {outage.summary()}; "

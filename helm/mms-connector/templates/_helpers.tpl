@@ -179,6 +179,9 @@ media_fetch passwords).
 {{- with .Values.schema_registry.password }}
 {{- $refs = append $refs (merge (dict "key" "schema_registry.password") .) }}
 {{- end }}
+{{- with (.Values.dedupe.shared | default dict).password }}
+{{- $refs = append $refs (merge (dict "key" "dedupe.shared.password") .) }}
+{{- end }}
 {{- if eq .Values.media.store "s3" }}
 {{- range $key := list "access_key_id" "secret_access_key" }}
 {{- with index $.Values.media.s3 $key }}

@@ -1,0 +1,143 @@
+"""The duplicate window shared by replicas, on the real broker, registry and Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from connector import metrics
+from connector.claims import KEY_PREFIX, Claim, SharedClaims
+from connector.config import Config, SharedWindowConfig
+from connector.pipeline import routes, translate
+from tests.helpers import callback, payload
+from tests.live import running
+
+pytestmark = pytest.mark.integration
+
+PASSWORD_VAR = "MMS_TEST_SHARED_WINDOW_PASSWORD"
+
+
+@pytest.fixture
+def shared(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """`dedupe.shared` for the test server: the URL without its password, which comes from the
+    environment as the connector requires."""
+    parts = urlsplit(redis_url)
+    netloc = f"{parts.hostname}:{parts.port}"
+    if parts.password:
+        monkeypatch.setenv(PASSWORD_VAR, parts.password)
+    return {
+        "url": urlunsplit((parts.scheme, netloc, parts.path, "", "")),
+        **({"password": {"env": PASSWORD_VAR}} if parts.password else {}),
+    }
+
+
+def event(message_id: str) -> bytes:
+    body = orjson.loads(payload("bandwidth_v2", "message_sending.json"))
+    body[0]["message"]["id"] = message_id
+    return orjson.dumps(body)
+
+
+def replica(make_config, topic: str, shared: dict[str, Any] | None) -> Config:
+    dedupe: dict[str, Any] = {"shared": shared} if shared else {}
+    return make_config(
+        {"bandwidth-v2": {"enabled": True, "topic": topic, "auth": {"unauthenticated": True}}},
+        dedupe=dedupe,
+    )
+
+
+def event_id_of(config: Config, body: bytes) -> str:
+    (route,) = routes(config, env={})
+    (encoded,) = translate(route, callback(body))
+    return encoded.event.event_id
+
+
+def post(base: str, body: bytes) -> httpx.Response:
+    return httpx.post(f"{base}/callbacks/bandwidth-v2", content=body, timeout=30)
+
+
+def test_a_retry_on_another_replica_is_answered_without_producing(
+    make_config, records, topic: str, shared: dict[str, Any]
+) -> None:
+    a, b = replica(make_config, topic, shared), replica(make_config, topic, shared)
+    body = event(f"retry-{uuid.uuid4().hex}")
+    with running(a) as base_a, running(b) as base_b:
+        assert post(base_a, body).status_code == 200
+        again = post(base_b, body)
+    assert again.status_code == 200
+    assert again.json()["event_ids"] == [event_id_of(a, body)]
+    assert len(records(topic)) == 1
+
+
+def test_without_the_shared_window_each_replica_produces(make_config, records, topic) -> None:
+    # What the shared window fixes: the same two posts produce twice.
+    a, b = replica(make_config, topic, None), replica(make_config, topic, None)
+    body = event(f"twice-{uuid.uuid4().hex}")
+    with running(a) as base_a, running(b) as base_b:
+        assert post(base_a, body).status_code == 200
+        assert post(base_b, body).status_code == 200
+    assert len(records(topic)) == 2
+
+
+def test_an_event_in_flight_on_another_replica_is_answered_503(
+    make_config, records, topic: str, shared: dict[str, Any], redis_url: str
+) -> None:
+    config = replica(make_config, topic, shared)
+    body = event(f"elsewhere-{uuid.uuid4().hex}")
+    key = KEY_PREFIX + event_id_of(config, body)
+
+    async def held_by_another(value: bytes | None) -> None:
+        client = Redis.from_url(redis_url)
+        if value is None:
+            await client.delete(key)
+        else:
+            await client.set(key, value, px=60_000)
+        await client.aclose()
+
+    asyncio.run(held_by_another(b"claimed:another-replica"))
+    with running(config) as base:
+        busy = post(base, body)
+        assert (busy.status_code, busy.headers.get("retry-after")) == (503, "5")
+        assert busy.json()["error"] == "in_flight_elsewhere"
+        assert records(topic) == []
+        asyncio.run(held_by_another(None))  # that replica gave up on it
+        assert post(base, body).status_code == 200
+    assert len(records(topic)) == 1
+
+
+def test_a_store_that_is_down_fails_open(make_config, records, topic: str) -> None:
+    down = {"url": "redis://127.0.0.1:9/0", "timeout_seconds": 0.2}  # discard port: refused
+    config = replica(make_config, topic, down)
+    errors = metrics.SHARED_WINDOW_ERRORS.labels("claim")
+    before = errors._value.get()
+    with running(config) as base:
+        assert post(base, event(f"open-{uuid.uuid4().hex}")).status_code == 200
+    assert len(records(topic)) == 1
+    assert errors._value.get() == before + 1
+
+
+def test_claims_on_the_real_store(redis_url: str) -> None:
+    """The protocol itself: claim, published, release, and who may release."""
+    settings = SharedWindowConfig(url="redis://unused")
+
+    async def scenario() -> None:
+        a = SharedClaims(Redis.from_url(redis_url), settings)
+        b = SharedClaims(Redis.from_url(redis_url), settings)
+        first, second = f"e-{uuid.uuid4().hex}", f"e-{uuid.uuid4().hex}"
+        assert await a.claim([first, second]) == {first: Claim.OURS, second: Claim.OURS}
+        assert await b.claim([first]) == {first: Claim.ELSEWHERE}
+        await b.release([first])  # not b's claim: it stays a's
+        assert await b.claim([first]) == {first: Claim.ELSEWHERE}
+        await a.published([first])
+        await a.release([second])
+        assert await b.claim([first, second]) == {first: Claim.PUBLISHED, second: Claim.OURS}
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
