@@ -115,7 +115,11 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        clients = await asyncio.to_thread(_start, runtime, [h.route for h in handlers])
+        clients, in_kafka = await asyncio.to_thread(_start, runtime, [h.route for h in handlers])
+        if runtime.claims is not None and in_kafka:
+            # What Kafka holds is published, whoever claimed it: a replica that died after its
+            # records landed left their claims, which retries would wait out, then produce again.
+            await runtime.claims.published(in_kafka)
         runtime.clients = clients
         watcher = asyncio.create_task(runtime.loop_lag.watch())
         try:
@@ -172,8 +176,9 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _start(runtime: Runtime, routes: list[pipeline.Route]) -> Clients:
-    """Register schemas (setting compatibility), rebuild the dedupe window, start producing."""
+def _start(runtime: Runtime, routes: list[pipeline.Route]) -> tuple[Clients, list[str]]:
+    """Register schemas (setting compatibility), rebuild the dedupe window, start producing;
+    the event ids the topics hold within the window."""
     config = runtime.config
     settings = config.schema_registry
     registry = registry_client(settings.client_settings(runtime.env))
@@ -184,6 +189,7 @@ def _start(runtime: Runtime, routes: list[pipeline.Route]) -> Clients:
         log.info("schema for %s registered: id %s", topic, codec.register(topic))
     dlq = config.dead_letters.topic
     log.info("schema for %s registered: id %s", dlq, codec.register(dlq, DEAD_LETTER_SCHEMA))
+    in_kafka: list[str] = []
     if config.dedupe.rebuild_on_start and config.dedupe.window_seconds > 0:
         try:
             seen = recent_event_ids(kafka, topics, config.dedupe.window_seconds)
@@ -194,7 +200,8 @@ def _start(runtime: Runtime, routes: list[pipeline.Route]) -> Clients:
         else:
             runtime.window.remember(seen)
             log.info("dedupe window rebuilt from Kafka: %d event id(s)", len(runtime.window))
-    return Clients(registry, codec, Publisher(kafka, config.kafka.producer))
+            in_kafka = [event_id for event_id, _age in seen]
+    return Clients(registry, codec, Publisher(kafka, config.kafka.producer)), in_kafka
 
 
 class CallbackHandler:

@@ -38,15 +38,18 @@ def url(host: str, port: int, password: str = PASSWORD) -> str:
 
 
 def render_config(host: str, port: int, data_dir: Path, logfile: Path) -> str:
-    """redis.conf for the stack's own server: loopback, password, nothing kept on disk."""
+    """redis.conf for the stack's own server: loopback, password, an append-only file."""
     settings = [
         ("bind", host),
         ("port", str(port)),
         ("protected-mode", "yes"),
         ("requirepass", PASSWORD),
-        # A window, not a database: no snapshots, no append-only file; a restart starts empty.
+        # The window outlives a restart of its server, as a production Valkey's must: one that
+        # came back empty would let every replica produce again what another one published.
+        # An append-only file synced each second; no snapshots.
         ("save", '""'),
-        ("appendonly", "no"),
+        ("appendonly", "yes"),
+        ("appendfsync", "everysec"),
         ("dir", str(data_dir)),
         ("daemonize", "no"),
         ("supervised", "no"),

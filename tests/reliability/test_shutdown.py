@@ -3,15 +3,10 @@ flight finish (published, answered 2xx), flushes the producer and exits 0."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,42 +17,11 @@ import yaml
 from connector.devstack import Endpoints
 from tests.helpers import payload
 from tests.live import free_port, read_topic
-from tests.reliability.conftest import bandwidth_callback, bandwidth_event_ids
+from tests.reliability.conftest import bandwidth_callback, bandwidth_event_ids, serve, wait_ready
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "tok-" + uuid.uuid4().hex
-
-
-@contextlib.contextmanager
-def serve(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The real command in its own process; killed if the test leaves it running."""
-    env = {**os.environ, "MMS_TEST_SHUTDOWN_TOKEN": TOKEN}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", "serve", "--config", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"serve exited {proc.returncode}:\n{log.read_text()[-3000:]}"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"serve not ready:\n{log.read_text()[-3000:]}")
 
 
 def refuses_connections(port: int) -> bool:
@@ -107,7 +71,8 @@ def test_sigterm_finishes_the_callback_in_flight_and_exits_0(
     body = bandwidth_callback(f"shutdown-{uuid.uuid4().hex[:10]}")
     half = len(body) // 2
 
-    with serve(config, log) as proc:
+    proc = serve(config, log, {"MMS_TEST_SHUTDOWN_TOKEN": TOKEN})
+    try:
         wait_ready(base, proc, log)
 
         # The real server believes no X-Forwarded-For from its loopback peer (no trusted proxy).
@@ -144,6 +109,10 @@ def test_sigterm_finishes_the_callback_in_flight_and_exits_0(
                 reply += chunk
 
         assert proc.wait(60) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
     head, _, content = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), reply[:500]
