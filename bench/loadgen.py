@@ -237,7 +237,7 @@ class Generator:
             raise SystemExit(f"cannot connect to {spec.host}:{spec.port}")
         watched = {"server": spec.server_pid, **spec.watch_pids} if spec.server_pid else {}
         watched = {k: v for k, v in watched.items() if v}
-        rss_before = procstat.rss_bytes(spec.server_pid) if spec.server_pid else 0
+        rss_before = procstat.tree_rss_bytes(spec.server_pid) if spec.server_pid else 0
         samples: list[dict[str, float]] = []
         t0 = perf()
         # A count-bound run (soak) ends when the last request is scheduled: open-ended till then.
@@ -247,14 +247,16 @@ class Generator:
         retirer = asyncio.create_task(self.retire_idle())
         cpu0: dict[str, float] = {}
         threads0: dict[str, float] = {}
+        procs0: dict[int, tuple[str, float]] = {}
         own0 = 0.0
 
         async def at_window_start() -> None:
             nonlocal own0
             await asyncio.sleep(max(0.0, self.window[0] - perf()))
-            cpu0.update({k: procstat.cpu_seconds(p) for k, p in watched.items()})
+            cpu0.update({k: server_cpu(k, p) for k, p in watched.items()})
             if spec.server_pid:
-                threads0.update(procstat.thread_cpu_seconds(spec.server_pid))
+                threads0.update(procstat.tree_thread_cpu_seconds(spec.server_pid))
+                procs0.update(procstat.process_cpu_seconds(spec.server_pid))
             own0 = sum(os.times()[:2])
             cpu0["machine"] = procstat.machine_busy_seconds()
 
@@ -269,8 +271,9 @@ class Generator:
         await starter
         end = perf() if spec.count else self.window[1]
         self.window = (self.window[0], end)
-        cpu1 = {k: procstat.cpu_seconds(p) for k, p in watched.items()}
-        threads1 = procstat.thread_cpu_seconds(spec.server_pid) if spec.server_pid else {}
+        cpu1 = {k: server_cpu(k, p) for k, p in watched.items()}
+        threads1 = procstat.tree_thread_cpu_seconds(spec.server_pid) if spec.server_pid else {}
+        procs1 = procstat.process_cpu_seconds(spec.server_pid) if spec.server_pid else {}
         threads = {
             name: round(t - threads0.get(name, 0.0), 2)
             for name, t in sorted(threads1.items(), key=lambda kv: -kv[1])
@@ -284,7 +287,7 @@ class Generator:
             await asyncio.sleep(0.01)
         sampler.cancel()
         retirer.cancel()
-        rss_after = procstat.rss_bytes(spec.server_pid) if spec.server_pid else 0
+        rss_after = procstat.tree_rss_bytes(spec.server_pid) if spec.server_pid else 0
         unanswered = self.in_flight + len(self.pending)
         for conn in list(self.idle):
             if conn.transport is not None:
@@ -294,6 +297,12 @@ class Generator:
             duration, cpu0, cpu1, own1 - own0, rss_before, rss_after, unanswered, samples
         )
         result["server_thread_cpu_s"] = threads
+        # Per process of the server's tree (a supervisor and its workers): how the kernel
+        # spread the connections shows here. A process started within the window counts from 0.
+        result["server_process_cpu_s"] = {
+            f"{pid} {name}": round(cpu - procs0.get(pid, (name, 0.0))[1], 2)
+            for pid, (name, cpu) in procs1.items()
+        }
         return result
 
     async def open_loop(self, t0: float) -> None:
@@ -320,11 +329,12 @@ class Generator:
     async def sample(self, t0: float, samples: list[dict[str, float]]) -> None:
         pid = self.spec.server_pid
         while pid:
+            pids = procstat.tree(pid)
             samples.append(
                 {
                     "t": round(perf() - t0, 2),
-                    "rss_mb": round(procstat.rss_bytes(pid) / 2**20, 1),
-                    "cpu_s": procstat.cpu_seconds(pid),
+                    "rss_mb": round(procstat.tree_rss_bytes(pid, pids) / 2**20, 1),
+                    "cpu_s": procstat.tree_cpu_seconds(pid, pids),
                     "answered": len(self.status),
                 }
             )
@@ -384,6 +394,12 @@ class Generator:
             "connect_errors": self.connect_errors,
             "samples": samples,
         }
+
+
+def server_cpu(key: str, pid: int) -> float:
+    """CPU seconds of a watched process: the server's over its whole process tree (the
+    connector with workers is a supervisor and worker processes), the others' alone."""
+    return procstat.tree_cpu_seconds(pid) if key == "server" else procstat.cpu_seconds(pid)
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:

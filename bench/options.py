@@ -31,6 +31,8 @@ class Options:
     soak_warmup: float
     dedupe_max_entries: int
     media_stores: list[str]
+    workers: list[int]
+    shared_window: bool
     smoke: bool
     stack_home: Path
     keep_stack: bool
@@ -132,12 +134,26 @@ def parse(argv: list[str] | None, description: str | None) -> Options:
         "phases once per store, filesystem first (its figures are the ones checked)",
     )
     p.add_argument(
+        "--workers",
+        default="1",
+        metavar="N[,N...]",
+        help="the connector's server.workers (default 1, the connector's own); several, e.g. "
+        "1,2: the connector's phases once per value, in that order, in the same run (the first "
+        "value's figures are the ones checked); any value > 1 turns on --shared-window for all",
+    )
+    p.add_argument(
+        "--shared-window",
+        action="store_true",
+        help="the connector's dedupe.shared on the stack's Redis (on with --workers > 1)",
+    )
+    p.add_argument(
         "--smoke",
         action="store_true",
         help="a few seconds at 200/s; exit 1 unless every callback was acked",
     )
     add_stack_and_output(p, None, "name in the result files (default: the mixes, soak, smoke)")
     a = p.parse_args(argv)
+    workers = _workers(p, a.workers)
     mixes = a.mix or ["json"]
     if "all" in mixes:
         mixes = list(payloads.MIXES)
@@ -163,9 +179,22 @@ def parse(argv: list[str] | None, description: str | None) -> Options:
         soak_warmup=a.soak_warmup,
         dedupe_max_entries=a.dedupe_max_entries,
         media_stores=["filesystem", "s3"] if a.media_store == "both" else [a.media_store],
+        workers=workers,
+        shared_window=a.shared_window or max(workers) > 1,
         smoke=a.smoke,
         stack_home=a.stack_home.resolve(),
         keep_stack=a.keep_stack,
         out=out.resolve(),
         what=what,
     )
+
+
+def _workers(p: argparse.ArgumentParser, text: str) -> list[int]:
+    """`--workers 1,2` as [1, 2] (in order, each once)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--workers: whole numbers, comma-separated, not {text!r}")
+    if not values or min(values) < 1:
+        p.error("--workers: at least one value, each >= 1")
+    return list(dict.fromkeys(values))

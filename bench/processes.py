@@ -82,16 +82,22 @@ def run_module(
     return result
 
 
-def log_counts(log: Path) -> dict[str, int]:
-    """Log lines by level (the connector logs JSON lines), then the log is dropped: big."""
+def log_summary(log: Path, keep: int = 10) -> tuple[dict[str, int], list[str]]:
+    """Log lines by level (the connector logs JSON lines), and the first `keep` distinct
+    messages of its warning, error and critical lines: what it said went wrong, kept before
+    the log is dropped (big)."""
     counts: dict[str, int] = {}
+    said: dict[str, None] = {}
     if not log.exists():
-        return counts
+        return counts, []
     with log.open("rb") as f:
         for line in f:
-            level = "other"
+            level, message = "other", ""
             if line.startswith(b"{"):
                 with contextlib.suppress(ValueError):
-                    level = json.loads(line).get("level", "other")
+                    record = json.loads(line)
+                    level, message = record.get("level", "other"), str(record.get("message"))
             counts[level] = counts.get(level, 0) + 1
-    return counts
+            if level in ("warning", "error", "critical") and len(said) < keep:
+                said.setdefault(f"{level}: {message[:300]}")
+    return counts, list(said)

@@ -15,9 +15,10 @@ UNAVAILABLE = "py-spy is not installed in the venv (pip install py-spy)"
 
 
 @contextlib.contextmanager
-def recording(pid: int, seconds: float, raw: Path) -> Iterator[None]:
-    """py-spy records `pid` for `seconds` (200 Hz, GIL-holding samples) into `raw` while the
-    block runs; waits for it to finish writing at the end."""
+def recording(pid: int, seconds: float, raw: Path, subprocesses: bool = False) -> Iterator[None]:
+    """py-spy records `pid` (and, if `subprocesses`, its child processes: a connector's
+    workers) for `seconds` (200 Hz, GIL-holding samples) into `raw` while the block runs; waits
+    for it to finish writing at the end."""
     spy = subprocess.Popen(
         [
             str(PY_SPY),
@@ -34,6 +35,7 @@ def recording(pid: int, seconds: float, raw: Path) -> Iterator[None]:
             "--gil",
             "--output",
             str(raw),
+            *(["--subprocesses"] if subprocesses else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,

@@ -109,6 +109,84 @@ def others(phase: dict[str, Any]) -> float | None:
     return round(spent / phase["duration_s"], 2) if spent is not None else None
 
 
+def workers_run(run: Run) -> bool:
+    """Whether the run set the connector's workers or shared window (its rows then say so)."""
+    return run.options.get("workers", [1]) != [1] or bool(run.options.get("shared_window"))
+
+
+def label(run: Run, p: dict[str, Any]) -> str:
+    """A phase's system as its row names it: "connector (2 workers, filesystem)"."""
+    parts: list[str] = []
+    if "workers" in p and workers_run(run):
+        parts.append(f"{p['workers']} worker" + ("s" if p["workers"] != 1 else ""))
+    if "media_store" in p:
+        parts.append(str(p["media_store"]))
+    return str(p["system"]) + (f" ({', '.join(parts)})" if parts else "")
+
+
+def workers_table(run: Run) -> list[str]:
+    """Per mix and store, the connector's saturation with each `--workers` value side by side,
+    each against the first, with the load generator's and Redis's CPU beside it."""
+    if not workers_run(run):
+        return []
+    workers = run.options.get("workers", [1])
+    fraction = f"{round(run.options.get('load_fraction', 0.7) * 100)}%"
+
+    def key(p: dict[str, Any]) -> tuple[str, Any, Any]:
+        return p["mix"], p.get("media_store"), p.get("workers", 1)
+
+    sats: dict[tuple[str, Any, Any], dict[str, Any]] = {}
+    below: dict[tuple[str, Any, Any], dict[str, Any]] = {}
+    for p in run.phases:
+        if p["system"] == "connector" and p["phase"] == "saturate":
+            sats.setdefault(key(p), p)
+        elif p["system"] == "connector" and p["phase"] == fraction:
+            below.setdefault(key(p), p)
+    if not sats:
+        return []
+    lines = [
+        "",
+        "## Workers (the connector at saturation, its whole process tree)",
+        "",
+        "Shared duplicate window (dedupe.shared, the stack's Redis): "
+        f"{'on' if run.options.get('shared_window') else 'off'}. Ratios (x) against "
+        f"{workers[0]} worker{'s' if workers[0] != 1 else ''}. Cores: CPU s over the measured "
+        "window; the connector, the load generator, the broker and Redis share the machine. "
+        "Shared-window errors: calls to Redis that failed or overran their timeout over all of "
+        "that connector's phases (the callback then went on with the worker's own window).",
+        "",
+        f"| mix | store | workers | acked/s | p99 ms | p99 ms at {fraction} | server cores | "
+        "CPU s / 1000 | acked / core-s | x acked/s | x per core-s | loadgen cores | "
+        "broker cores | Redis cores | other processes' cores | shared-window errors | "
+        "load avg |",
+        "|" + " --- |" * 17,
+    ]
+    for (mix, store, n), p in sats.items():
+        base = sats.get((mix, store, workers[0]), {})
+        ratios = [
+            f"{p[k] / base[k]:.2f}" if p[k] and base.get(k) else "-"
+            for k in ("acked_per_s", "acked_per_core_s")
+        ]
+        cores = [
+            round(p["cpu_s"][k] / p["duration_s"], 2) if k in p["cpu_s"] else "-"
+            for k in ("broker", "redis")
+        ]
+        errors = sum(
+            v
+            for k, v in p.get("connector_counters", {}).items()
+            if k.startswith("mms_shared_window_errors_total")
+        )
+        p99_below = below.get((mix, store, n), {}).get("latency_ms", {}).get("p99")
+        lines.append(
+            f"| {mix} | {store} | {n} | {p['acked_per_s']} | {p['latency_ms']['p99']} | "
+            f"{p99_below} | {p['server_cores']} | {p['server_cpu_s_per_1000']} | "
+            f"{p['acked_per_core_s']} | {ratios[0]} | {ratios[1]} | "
+            f"{round(p['loadgen_cpu_s'] / p['duration_s'], 2)} | {cores[0]} | {cores[1]} | "
+            f"{others(p)} | {int(errors)} | {p['loadavg_start'][0]} |"
+        )
+    return lines
+
+
 def render(run: Run) -> str:
     title = f"Connector benchmark: {run.options['what']}"
     lines = [
@@ -116,7 +194,8 @@ def render(run: Run) -> str:
         "",
         "Broker, registry, load generator and server share the machine. Latency runs from each "
         "request's scheduled time (open loop) or send time (closed loop). CPU and RSS are the "
-        "server process's (threads included), over the measured window.",
+        "server's (threads included; with workers, its whole process tree: the supervisor and "
+        "every worker), over the measured window.",
         "",
         "| system | mix | phase | offered/s | acked/s | p50 ms | p95 ms | p99 ms | max ms | "
         "2xx | 503 (Retry-After) | other / conn err | server cores | CPU s / 1000 | "
@@ -126,7 +205,7 @@ def render(run: Run) -> str:
     ]
     for p in run.phases:
         lat, c = p["latency_ms"], p["counts"]
-        system = p["system"] + (f" ({p['media_store']})" if "media_store" in p else "")
+        system = label(run, p)
         lines.append(
             f"| {system} | {p['mix']} | {p['phase']} | {p['offered_per_s'] or 'closed'} | "
             f"{p['acked_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
@@ -142,7 +221,12 @@ def render(run: Run) -> str:
         lines += ["", "## Server CPU by thread at saturation (CPU s over the window)", ""]
         for p in threads:
             shares = ", ".join(f"{k} {v}" for k, v in p["server_thread_cpu_s"].items())
-            lines.append(f"- {p['system']} {p['mix']} ({p['duration_s']} s): {shares}")
+            lines.append(f"- {label(run, p)} {p['mix']} ({p['duration_s']} s): {shares}")
+            procs = p.get("server_process_cpu_s", {})
+            if len(procs) > 1:
+                by_process = ", ".join(f"{k} {v}" for k, v in procs.items())
+                lines.append(f"  - by process (pid, name): {by_process}")
+    lines += workers_table(run)
     if run.ceilings:
         lines += ["", "## Ceiling (b): raw confluent-kafka producer, same settings", ""]
         lines += [

@@ -3,6 +3,7 @@ and a peer, on the real local Kafka and registry (connector/devstack):
 
     .venv/bin/python -m bench.run --mix json --duration 20
     .venv/bin/python -m bench.run --soak            # 1 M callbacks, RSS sampled
+    .venv/bin/python -m bench.run --workers 1,2     # 1 and 2 connector workers, same run
     .venv/bin/python -m bench.run --smoke           # seconds; exit 1 unless all 2xx (for CI)
 
 Per mix, in one run: (a) a no-op Starlette endpoint under the connector's uvicorn settings,

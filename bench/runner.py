@@ -16,9 +16,16 @@ from bench import loadgen, payloads, peer, procstat, producer_ceiling, profiling
 from bench.loadgen import Spec
 from bench.options import Options
 from bench.paths import PY, REPO
-from bench.processes import free_port, log_counts, server, wait_http, wait_port
+from bench.processes import free_port, log_summary, server, wait_http, wait_port
 from bench.report import Run
-from bench.stack import create_topics, s3_delete_prefix, s3_media, serve_connector, stack_pids
+from bench.stack import (
+    create_topics,
+    s3_delete_prefix,
+    s3_media,
+    serve_connector,
+    shared_window,
+    stack_pids,
+)
 
 
 def summary(name: str, phase: str, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -90,14 +97,22 @@ class Bench:
     # the connector -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def connector(self, topic: str, store: str = "filesystem") -> Iterator[tuple[int, int, Path]]:
+    def connector(
+        self, topic: str, store: str = "filesystem", workers: int = 1
+    ) -> Iterator[tuple[int, int, Path]]:
+        """The connector serving `topic`; yields its port, its pid (with workers: the
+        supervisor's, whose process tree the CPU and RSS figures cover) and its log."""
         root = self.workdir / f"media-{topic}"
         prefix = f"bench/{topic}/"
         media, env = s3_media(self.endpoints, prefix) if store == "s3" else (root, {})
-        settings = {
+        settings: dict[str, Any] = {
             "max_in_flight": self.opts.max_in_flight,
             "dedupe_max_entries": self.opts.dedupe_max_entries,
+            "workers": workers,
         }
+        if self.opts.shared_window:
+            settings["shared"], redis_env = shared_window(self.endpoints)
+            env = {**env, **redis_env}
         try:
             with serve_connector(
                 self.workdir, f"connector-{topic}", self.endpoints, topic, media, env, **settings
@@ -108,12 +123,13 @@ class Bench:
             if store == "s3":
                 s3_delete_prefix(self.opts.stack_home, self.endpoints.s3_bucket, prefix)
 
-    def connector_phases(self, mix: str, store: str) -> list[dict[str, Any]]:
+    def connector_phases(self, mix: str, store: str, workers: int = 1) -> list[dict[str, Any]]:
         opts = self.opts
-        topic = f"mms.bench.{self.token}.{mix}.{store}"
+        topic = f"mms.bench.{self.token}.{mix}.{store}" + (f".w{workers}" if workers > 1 else "")
         create_topics(self.endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
         out = []
-        with self.connector(topic, store) as (port, pid, log):
+        with self.connector(topic, store, workers) as (port, pid, log):
+            counted = connector_counters(port)
             sat = self.measure("connector", "saturate", port, mix, pid, mode="closed")
             out.append(sat)
             rate = max(50.0, sat["acked_per_s"])
@@ -142,21 +158,34 @@ class Bench:
                 )
             )
             if opts.profile:
-                out[-1]["profile"] = self.profile(port, pid, mix)
-        levels = log_counts(log)
+                out[-1]["profile"] = self.profile(port, pid, mix, workers)
+            # The connector's own counters over the phases (every worker's: any worker's
+            # /metrics answers for all): fail-open calls to the shared window, outcomes.
+            after = connector_counters(port)
+            counted = {k: v - counted.get(k, 0.0) for k, v in after.items()}
+            counted = {k: v for k, v in counted.items() if v}
+            for result in out:
+                result["connector_counters"] = counted
+        levels, warnings = log_summary(log)
         for result in out:
             result["connector_log_lines"] = levels
+            result["connector_log_warnings"] = warnings
             result["media_store"] = store
+            result["workers"] = workers
+            result["shared_window"] = opts.shared_window
         log.unlink(missing_ok=True)
         return out
 
-    def profile(self, port: int, pid: int, mix: str) -> dict[str, Any]:
-        """py-spy on the connector during an extra closed-loop run (not one of the figures)."""
+    def profile(self, port: int, pid: int, mix: str, workers: int = 1) -> dict[str, Any]:
+        """py-spy on the connector (every worker) during an extra closed-loop run (not one of
+        the figures)."""
         if not profiling.PY_SPY.exists():
             return {"skipped": profiling.UNAVAILABLE}
         raw = self.opts.out / f"{self.run.started[:10]}-{self.opts.what}-{mix}-profile.txt"
+        if len(self.opts.workers) > 1:  # one file per workers value
+            raw = raw.with_name(raw.name.replace("-profile", f"-w{workers}-profile"))
         seconds = self.opts.profile
-        with profiling.recording(pid, seconds, raw):
+        with profiling.recording(pid, seconds, raw, subprocesses=workers > 1):
             result = self.measure(
                 "connector",
                 "profiled",
@@ -217,6 +246,33 @@ class Bench:
         return out
 
 
+# The connector's counters a run records (summed over their other labels but these).
+COUNTERS = {
+    "mms_callbacks_total": "outcome",
+    "mms_shared_window_claims_total": "outcome",
+    "mms_shared_window_errors_total": "op",
+    "mms_kafka_errors_total": "",
+}
+
+
+def connector_counters(port: int) -> dict[str, float]:
+    """The connector's COUNTERS now, from /metrics ({} if it does not answer)."""
+    out: dict[str, float] = {}
+    url = f"http://127.0.0.1:{port}/metrics"
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            name, _, rest = line.partition("{")
+            if not rest:
+                name, _, rest = line.partition(" ")
+            if name not in COUNTERS:
+                continue
+            key, label = name, COUNTERS[name]
+            if label and f'{label}="' in rest:
+                key += "." + rest.split(f'{label}="', 1)[1].split('"', 1)[0]
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 # --- what a run is made of --------------------------------------------------------------------
 
 
@@ -239,7 +295,8 @@ def mixes(bench: Bench, run: Run, opts: Options) -> None:
         if opts.ceilings:
             run.phases.append(bench.noop(mix))
         for store in opts.media_stores:
-            run.phases += bench.connector_phases(mix, store)
+            for workers in opts.workers:
+                run.phases += bench.connector_phases(mix, store, workers)
         if opts.ceilings:
             sat = targets.saturation(run, "connector", mix)
             assert sat is not None
@@ -256,7 +313,7 @@ def soak(bench: Bench, opts: Options) -> dict[str, Any]:
     topic = f"mms.bench.{bench.token}.soak"
     create_topics(bench.endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
     warmup = opts.soak_warmup
-    with bench.connector(topic, opts.media_stores[0]) as (port, pid, log):
+    with bench.connector(topic, opts.media_stores[0], opts.workers[0]) as (port, pid, log):
         if not opts.soak_rate:
             sat = bench.measure("connector", "saturate", port, mix, pid, mode="closed", duration=10)
             opts.soak_rate = round(opts.load_fraction * sat["acked_per_s"])
@@ -309,7 +366,8 @@ def smoke(bench: Bench, run: Run) -> bool:
     topic = f"mms.bench.{bench.token}.smoke"
     create_topics(bench.endpoints.bootstrap_servers, [topic, f"{topic}.dlq"])
     failed = False
-    with bench.connector(topic, bench.opts.media_stores[0]) as (port, pid, log):
+    opts = bench.opts
+    with bench.connector(topic, opts.media_stores[0], opts.workers[0]) as (port, pid, log):
         for mix in bench.opts.mixes:
             if not sendable(run, mix):
                 continue

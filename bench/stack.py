@@ -1,6 +1,7 @@
 """What the benchmarks run against: the local stack (connector/devstack: Kafka, the registry,
-S3Proxy), its topics and S3 bucket, and the connector under test (`mms-connector serve` with a
-generated config enabling every provider bench/payloads.py has callbacks for)."""
+S3Proxy, Redis), its topics, S3 bucket and shared duplicate window, and the connector under test
+(`mms-connector serve` with a generated config enabling every provider bench/payloads.py has
+callbacks for; one process, or a supervisor and `server.workers` worker processes)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -36,9 +39,14 @@ def running(home: Path, keep: bool) -> Iterator[Any]:
 
 
 def stack_pids(home: Path) -> dict[str, int]:
-    """The broker's and S3Proxy's process ids (0: not running), for their CPU beside a figure."""
+    """The broker's, S3Proxy's and Redis's process ids (0: not running), for their CPU beside a
+    figure."""
     state = json.loads((home / "state.json").read_text())
-    return {"broker": state.get("kafka_pid") or 0, "s3": state.get("s3_pid") or 0}
+    return {
+        "broker": state.get("kafka_pid") or 0,
+        "s3": state.get("s3_pid") or 0,
+        "redis": state.get("redis_pid") or 0,
+    }
 
 
 def create_topics(bootstrap: str, topics: list[str], partitions: int = 3) -> None:
@@ -92,6 +100,33 @@ def s3_delete_prefix(stack_home: Path, bucket: str, prefix: str) -> None:
     shutil.rmtree(stack_home / "s3" / "data" / bucket / prefix, ignore_errors=True)
 
 
+# The server's environment carries the Redis password; its config names the variable (the
+# connector refuses credentials in dedupe.shared.url).
+REDIS_PASSWORD_VAR = "MMS_BENCH_REDIS_PASSWORD"
+# How long the shared window remembers a published id (the connector's default: 86,400 s). The
+# cost of a claim does not depend on it; a short one keeps a shared stack's Redis small.
+SHARED_PUBLISHED_TTL_S = 900
+
+
+def shared_window(endpoints: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """`dedupe.shared` settings for the stack's Redis, and the environment they need."""
+    if not endpoints.redis_url:
+        raise SystemExit(
+            "the shared duplicate window needs the stack's Redis (connector/devstack), "
+            "which this stack does not run"
+        )
+    parts = urlsplit(endpoints.redis_url)
+    shared: dict[str, Any] = {
+        "url": f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}",
+        "published_ttl_seconds": SHARED_PUBLISHED_TTL_S,
+    }
+    env: dict[str, str] = {}
+    if parts.password:
+        shared["password"] = {"env": REDIS_PASSWORD_VAR}
+        env = {REDIS_PASSWORD_VAR: parts.password}
+    return shared, env
+
+
 # --- the connector ---------------------------------------------------------------------------
 
 
@@ -104,9 +139,12 @@ def connector_config(
     *,
     max_in_flight: int = 0,
     dedupe_max_entries: int = 0,
+    workers: int = 1,
+    shared: dict[str, Any] | None = None,
 ) -> None:
     """The connector's config file; `media` a filesystem store's root or `media` settings;
-    0 for max_in_flight or dedupe_max_entries: the connector's own default."""
+    0 for max_in_flight or dedupe_max_entries: the connector's own default; `workers` its
+    `server.workers` (1, the default, is left out); `shared` its `dedupe.shared`."""
     providers = {
         name: {"enabled": True, "topic": topic, "deadline_seconds": 8}
         | payloads.provider_settings(name)
@@ -122,8 +160,12 @@ def connector_config(
     }
     if max_in_flight:
         config["server"]["max_in_flight"] = max_in_flight
+    if workers != 1:
+        config["server"]["workers"] = workers
     if dedupe_max_entries:
-        config["dedupe"] = {"max_entries": dedupe_max_entries}
+        config.setdefault("dedupe", {})["max_entries"] = dedupe_max_entries
+    if shared:
+        config.setdefault("dedupe", {})["shared"] = shared
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -135,11 +177,12 @@ def serve_connector(
     topic: str,
     media: Path | dict[str, Any],
     env: dict[str, str] | None = None,
-    **settings: int,
+    **settings: Any,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
     """`mms-connector serve` on a free port with `connector_config` (workdir/<name>.yaml, its
-    log workdir/<name>.log, `env` added to this environment), answering /healthz; yields the
-    port, the process and the log; stopped at the end."""
+    log workdir/<name>.log, `env` added to this environment), answering /healthz (with
+    `workers` > 1: every worker started); yields the port, the process (the supervisor, with
+    workers) and the log; stopped at the end."""
     port = free_port()
     cfg = workdir / f"{name}.yaml"
     connector_config(cfg, endpoints, port, topic, media, **settings)
@@ -147,7 +190,30 @@ def serve_connector(
     cmd = [MMS_CONNECTOR, "serve", "--config", str(cfg)]
     with server(cmd, log, env={**os.environ, **(env or {})}) as proc:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        wait_workers(proc, log, settings.get("workers", 1))
         yield port, proc, log
+
+
+# uvicorn's line once a worker's lifespan start-up (schemas, window, producer) has finished
+# and it accepts on the shared socket.
+STARTED = b"Application startup complete."
+
+
+def wait_workers(
+    proc: subprocess.Popen[bytes], log: Path, workers: int, timeout: float = 120
+) -> None:
+    """Until each of `workers` workers has logged its start-up (/healthz answered by one worker
+    says nothing of the others; the kernel hands connections to those accepting)."""
+    if workers <= 1:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before serving")
+        if log.read_bytes().count(STARTED) >= workers:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{workers} workers did not all start within {timeout} s (see {log})")
 
 
 def encoder(

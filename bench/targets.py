@@ -62,12 +62,15 @@ def checks_for_mix(run: Run, mix: str, phases: list[dict[str, Any]], opts: Optio
         )
 
 
-def compare_stores(run: Run, mix: str, stores: list[str]) -> None:
+def compare_stores(run: Run, mix: str, stores: list[str], workers: int = 1) -> None:
     """The connector at saturation with each media store, side by side (a figure, no target)."""
     sats = {
         p["media_store"]: p
         for p in run.phases
-        if p["system"] == "connector" and p["mix"] == mix and p["phase"] == "saturate"
+        if p["system"] == "connector"
+        and p["mix"] == mix
+        and p["phase"] == "saturate"
+        and p.get("workers", 1) == workers
     }
     if len(stores) < 2 or not all(s in sats for s in stores):
         return
@@ -79,6 +82,48 @@ def compare_stores(run: Run, mix: str, stores: list[str]) -> None:
             f"{s}: {sats[s]['acked_per_s']}/s, {sats[s]['acked_per_core_s']} per core-s "
             f"(S3Proxy {sats[s]['cpu_s'].get('s3')} CPU s)"
             for s in stores
+        ),
+    )
+
+
+def workers_label(n: int) -> str:
+    return f"{n} worker" + ("s" if n != 1 else "")
+
+
+def compare_workers(run: Run, mix: str, store: str, workers: list[int]) -> None:
+    """The connector at saturation with each `server.workers`, side by side, and each against
+    the first (a figure, no target)."""
+    sats = {
+        p["workers"]: p
+        for p in run.phases
+        if p["system"] == "connector"
+        and p["mix"] == mix
+        and p["phase"] == "saturate"
+        and p.get("media_store") == store
+        and "workers" in p
+    }
+    if len(workers) < 2 or not all(n in sats for n in workers):
+        return
+    base = sats[workers[0]]
+
+    def ratio(p: dict[str, Any], key: str) -> str:
+        return f"{p[key] / base[key]:.2f}" if p[key] and base[key] else "n/a"
+
+    check(
+        run,
+        f"{mix}: callbacks/s and per CPU-second at saturation, "
+        + " beside ".join(workers_label(n) for n in workers),
+        None,
+        "; ".join(
+            f"{workers_label(n)}: {sats[n]['acked_per_s']}/s at {sats[n]['server_cores']} cores, "
+            f"{sats[n]['acked_per_core_s']} per core-s"
+            + (
+                ""
+                if n == workers[0]
+                else f" (x {ratio(sats[n], 'acked_per_s')} per s, "
+                f"x {ratio(sats[n], 'acked_per_core_s')} per core-s)"
+            )
+            for n in workers
         ),
     )
 
@@ -96,11 +141,17 @@ def saturation(run: Run, system: str, mix: str) -> dict[str, Any] | None:
 
 
 def check_mix(run: Run, mix: str, opts: Options) -> None:
-    """Every target of one mix's phases; the first media store's figures are the ones checked."""
-    first = opts.media_stores[0]
-    primary = [p for p in run.phases if p.get("media_store", first) == first]
+    """Every target of one mix's phases; the first media store's and the first `--workers`
+    value's figures are the ones checked."""
+    first, workers = opts.media_stores[0], opts.workers[0]
+    primary = [
+        p
+        for p in run.phases
+        if p.get("media_store", first) == first and p.get("workers", workers) == workers
+    ]
     checks_for_mix(run, mix, primary, opts)
-    compare_stores(run, mix, opts.media_stores)
+    compare_stores(run, mix, opts.media_stores, workers)
+    compare_workers(run, mix, first, opts.workers)
     peer_sat, ours = saturation(run, "peer", mix), saturation(run, "connector", mix)
     if peer_sat and ours and peer_sat["acked_per_core_s"] and ours["acked_per_core_s"]:
         check(

@@ -15,15 +15,12 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette import routing
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,13 +28,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from connector import auth, dead_letters, metrics, pipeline
-from connector.claims import Claim, SharedClaims
-from connector.codec import DEAD_LETTER_SCHEMA, Codec, registry_client
+from connector.claims import SharedClaims
 from connector.config import Config
-from connector.consumer import recent_event_ids
 from connector.dedupe import Window
+from connector.delivery import Delivery, NotDelivered, connect
 from connector.providers.contract import Callback, Refusal, Reply, json_reply, refused_json
-from connector.publisher import KafkaRecord, Publisher, PublishError
+from connector.publisher import KafkaRecord, PublishError
 
 log = logging.getLogger("connector.callbacks")
 
@@ -68,15 +64,6 @@ class LoopLag:
             self.seconds += self.WEIGHT * (late - self.seconds)
 
 
-@dataclass(frozen=True)
-class Clients:
-    """What start-up connects, built whole: the registry, the codec on it, the producer."""
-
-    registry: SchemaRegistryClient
-    codec: Codec
-    publisher: Publisher
-
-
 @dataclass
 class Runtime:
     """What the lifespan builds and the handlers share."""
@@ -84,9 +71,8 @@ class Runtime:
     config: Config
     env: Mapping[str, str]
     window: Window
-    clients: Clients | None = None  # set once start-up has connected them all
     claims: SharedClaims | None = None  # the window every replica shares (dedupe.shared)
-    tasks: set[asyncio.Future[None]] = dataclasses.field(default_factory=set)
+    delivery: Delivery | None = None  # set once start-up has connected everything
     in_flight: int = 0
     loop_lag: LoopLag = dataclasses.field(default_factory=LoopLag)
     # Translation off the loop (large bodies, remote media stores) gets threads of its own: on
@@ -95,12 +81,6 @@ class Runtime:
     workers: ThreadPoolExecutor = dataclasses.field(
         default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="translate")
     )
-
-    def background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` without waiting for it, referenced until it ends."""
-        task = asyncio.ensure_future(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
 
 def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
@@ -115,38 +95,29 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        clients, in_kafka = await asyncio.to_thread(_start, runtime, [h.route for h in handlers])
-        if runtime.claims is not None and in_kafka:
-            # What Kafka holds is published, whoever claimed it: a replica that died after its
-            # records landed left their claims, which retries would wait out, then produce again.
-            await runtime.claims.published(in_kafka)
-        runtime.clients = clients
+        topics = sorted({h.route.settings.topic for h in handlers})
+        clients, in_kafka = await asyncio.to_thread(connect, config, env, topics, runtime.window)
+        delivery = Delivery(clients, runtime.window, runtime.claims)
+        await delivery.published_elsewhere(in_kafka)
+        runtime.delivery = delivery
         watcher = asyncio.create_task(runtime.loop_lag.watch())
         try:
             yield
         finally:
             watcher.cancel()
             runtime.workers.shutdown(wait=False, cancel_futures=True)
-            left = await asyncio.to_thread(
-                clients.publisher.close, config.kafka.flush_timeout_seconds
-            )
+            left = await delivery.close(config.kafka.flush_timeout_seconds)
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)
-            if runtime.claims is not None:
-                await asyncio.sleep(0)  # the last deliveries' settling tasks start
-                if runtime.tasks:
-                    await asyncio.wait(runtime.tasks, timeout=2)
-                await runtime.claims.close()
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
         """Ready: schemas registered at start-up, Kafka and the registry answering now."""
-        clients = runtime.clients
-        if clients is None:
+        if runtime.delivery is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        publisher, registry = clients.publisher, clients.registry
+        publisher, registry = runtime.delivery.clients.publisher, runtime.delivery.clients.registry
         for name, check in (
             ("kafka", lambda: publisher.ping(2.0)),
             ("registry", registry.get_subjects),
@@ -160,7 +131,7 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
     async def prometheus(_request: Request) -> Response:
         metrics.DEDUPE_ENTRIES.set(len(runtime.window))
         metrics.LOOP_LAG.set(runtime.loop_lag.seconds)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         routing.Route(
@@ -174,34 +145,6 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
         routing.Route("/metrics", prometheus),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
-
-
-def _start(runtime: Runtime, routes: list[pipeline.Route]) -> tuple[Clients, list[str]]:
-    """Register schemas (setting compatibility), rebuild the dedupe window, start producing;
-    the event ids the topics hold within the window."""
-    config = runtime.config
-    settings = config.schema_registry
-    registry = registry_client(settings.client_settings(runtime.env))
-    codec = Codec(registry, settings.compatibility, settings.startup_patience_seconds)
-    kafka = config.kafka.client_settings(runtime.env)
-    topics = sorted({r.settings.topic for r in routes})
-    for topic in topics:
-        log.info("schema for %s registered: id %s", topic, codec.register(topic))
-    dlq = config.dead_letters.topic
-    log.info("schema for %s registered: id %s", dlq, codec.register(dlq, DEAD_LETTER_SCHEMA))
-    in_kafka: list[str] = []
-    if config.dedupe.rebuild_on_start and config.dedupe.window_seconds > 0:
-        try:
-            seen = recent_event_ids(kafka, topics, config.dedupe.window_seconds)
-        except KafkaException as exc:
-            # Serving matters more than the window: callbacks still fail safe (503) while
-            # Kafka is away, and consumers still have deterministic ids to drop repeats by.
-            log.warning("dedupe window not rebuilt, Kafka unreachable: %s", exc)
-        else:
-            runtime.window.remember(seen)
-            log.info("dedupe window rebuilt from Kafka: %d event id(s)", len(runtime.window))
-            in_kafka = [event_id for event_id, _age in seen]
-    return Clients(registry, codec, Publisher(kafka, config.kafka.producer)), in_kafka
 
 
 class CallbackHandler:
@@ -270,8 +213,8 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
         outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
         extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if refusal.status == 401 else {}
         return _refusal_json(refusal, extra)
-    clients = runtime.clients
-    if clients is None:
+    delivery = runtime.delivery
+    if delivery is None:
         # Only an app served without its lifespan gets here (uvicorn serves after start-up).
         return _unavailable("starting", "the connector is starting; retry later")
 
@@ -284,7 +227,7 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
         # Too large to keep, but kept track of: the letter holds the headers, and the provider
         # gets its dead-letter answer (OpenMarket retried a 413 for ever).
         empty = Callback(b"", headers, received_at, content_type)
-        return await _dead_letter(route, empty, refusal, runtime, clients, outcome)
+        return await _dead_letter(route, empty, refusal, runtime, delivery, outcome)
     except (TimeoutError, _Disconnected):
         outcome.log("refused", logging.WARNING, error="body_timeout")
         return _refusal_json(Refusal("body_timeout", "request body not received", 408))
@@ -310,8 +253,8 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
             # Our side failed (e.g. the media store), not the callback: let the provider retry.
             outcome.log("failed", logging.ERROR, error=refusal.code, detail=refusal.detail)
             return _unavailable(refusal.code, refusal.detail)
-        return await _dead_letter(route, callback, refusal, runtime, clients, outcome)
-    return await _publish(route, encoded, runtime, clients, outcome, deadline)
+        return await _dead_letter(route, callback, refusal, runtime, delivery, outcome)
+    return await _publish(route, encoded, delivery, outcome, deadline)
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -329,86 +272,31 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 async def _publish(
     route: pipeline.Route,
     encoded: list[pipeline.EncodedEvent],
-    runtime: Runtime,
-    clients: Clients,
+    delivery: Delivery,
     outcome: _Outcome,
     deadline: float,
 ) -> Reply:
-    codec, publisher, window = clients.codec, clients.publisher, runtime.window
-    ids = [o.event.event_id for o in encoded]
-    fresh, waits, claimed = [], set(), {}
-    for o in encoded:
-        event_id = o.event.event_id
-        pending = window.pending(event_id)
-        if pending is not None:
-            waits.add(pending)  # another request is publishing this event right now
-        elif window.seen(event_id):
-            if window.differs(event_id, o.digest):
-                _conflicting_repeat(route, event_id, outcome)
-        elif event_id not in claimed:
-            fresh.append(o)
-            claimed[event_id] = o.digest
-    if claimed:
-        # Claimed here first (a repeat reaching this replica meanwhile waits), then across
-        # replicas: what another replica published or is publishing is not produced here.
-        window.claim(claimed)
-        claims = runtime.claims
-        shared = await claims.claim(claimed) if claims is not None else {}
-        elsewhere = [i for i, claim in shared.items() if claim is Claim.ELSEWHERE]
-        if claims is not None and elsewhere:
-            window.settle(claimed, _InFlightElsewhere())
-            runtime.background(claims.release(claimed))
-            metrics.SHARED_CLAIMS.labels("elsewhere").inc(len(elsewhere))
-            outcome.log("failed", logging.WARNING, event_ids=ids, error="in_flight_elsewhere")
-            return _unavailable("in_flight_elsewhere", "being published by another replica")
-        published = {i: claimed.pop(i) for i, c in shared.items() if c is Claim.PUBLISHED}
-        window.settle(published, None, published)
-        fresh = [o for o in fresh if o.event.event_id in claimed]
-    messages = [o.kafka_record(codec) for o in fresh]
-
+    ids = [e.event.event_id for e in encoded]
     try:
-        if messages:
-            try:
-                sent = publisher.send(messages)
-            except PublishError as exc:
-                _settle(runtime, claimed, exc)
-                raise
-            # The publish goes on even if this request stops waiting (deadline): a late
-            # delivery is still recorded in the windows, so the retry is not produced again.
-            sent.add_done_callback(lambda f: _settle(runtime, claimed, f.exception()))
-            waits.add(sent)
-        if waits:
-            left = max(0.0, deadline - asyncio.get_running_loop().time())
-            done, _ = await asyncio.wait(waits, timeout=left)
-            if len(done) < len(waits):
-                raise TimeoutError("deadline")
-            for fut in done:
-                fut.result()
-    except (PublishError, TimeoutError) as exc:
-        metrics.KAFKA_ERRORS.inc()
-        outcome.log("failed", logging.ERROR, event_ids=ids, error=str(exc))
-        return _unavailable("kafka_unavailable", "not stored yet; retry later")
-
-    for o in fresh:
-        metrics.RECORDS.labels(o.topic).inc()
-    duplicates = len(encoded) - len(fresh)
+        delivered = await delivery.deliver(encoded, deadline)
+    except NotDelivered as exc:
+        if exc.code == "in_flight_elsewhere":
+            outcome.log("failed", logging.WARNING, event_ids=ids, error=exc.code)
+            return _unavailable(exc.code, exc.detail)
+        outcome.log("failed", logging.ERROR, event_ids=ids, error=exc.detail)
+        return _unavailable(exc.code, "not stored yet; retry later")
+    for event_id in delivered.conflicting:
+        _conflicting_repeat(route, event_id, outcome)
+    for e in delivered.produced:
+        metrics.RECORDS.labels(e.topic).inc()
+    duplicates = len(encoded) - len(delivered.produced)
     if duplicates:
         metrics.DUPLICATES.labels(route.name).inc(duplicates)
     metrics.PRODUCE_LATENCY.labels(route.name).observe(time.perf_counter() - outcome.started)
-    outcome.log("published" if fresh else "duplicate", event_ids=ids, duplicates=duplicates)
-    return route.provider.accepted([o.event for o in encoded])
-
-
-def _settle(runtime: Runtime, claimed: dict[str, int], error: BaseException | None) -> None:
-    """The outcome of producing claimed events, in this replica's window and the shared one."""
-    runtime.window.settle(claimed, error, claimed)
-    if runtime.claims is not None:
-        claims = runtime.claims
-        runtime.background(claims.published(claimed) if error is None else claims.release(claimed))
-
-
-class _InFlightElsewhere(Exception):
-    """Another replica holds the claim: this request's local waiters answer 503 too."""
+    outcome.log(
+        "published" if delivered.produced else "duplicate", event_ids=ids, duplicates=duplicates
+    )
+    return route.provider.accepted([e.event for e in encoded])
 
 
 def _conflicting_repeat(route: pipeline.Route, event_id: str, outcome: _Outcome) -> None:
@@ -430,10 +318,10 @@ async def _dead_letter(
     callback: Callback,
     refusal: Refusal,
     runtime: Runtime,
-    clients: Clients,
+    delivery: Delivery,
     outcome: _Outcome,
 ) -> Reply:
-    codec, publisher = clients.codec, clients.publisher
+    codec, publisher = delivery.clients.codec, delivery.clients.publisher
     topic = runtime.config.dead_letters.topic
     try:
         keep = functools.partial(

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from connector import config as config_mod
-from connector import logs, pipeline
+from connector import logs, pipeline, workers
 from connector.codec import avro_deserializer, registry_client
 from connector.providers.contract import Callback, Refusal
 
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    # A worker of `server.workers` (connector/workers.py): the listening socket it inherits.
+    serve.add_argument("--worker-socket-fd", type=int, help=argparse.SUPPRESS)
 
     dev = sub.add_parser("dev", help="start local Kafka + registry and run the connector on them")
     dev.add_argument("--config", type=Path, default=DEV_CONFIG)
@@ -92,11 +95,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     config = config_mod.load(args.config)
-    _run(config, args.host or config.server.host, args.port or config.server.port)
+    host, port = args.host or config.server.host, args.port or config.server.port
+    if args.worker_socket_fd is not None:
+        _run(config, host, port, workers.inherited_socket(args.worker_socket_fd))
+    elif config.server.workers > 1:
+        return workers.supervise(args.config, host, port, config.server.workers)
+    else:
+        _run(config, host, port)
     return 0
 
 
-def _run(config: config_mod.Config, host: str, port: int) -> None:
+def _run(
+    config: config_mod.Config, host: str, port: int, sock: socket.socket | None = None
+) -> None:
     import signal
 
     import uvicorn
@@ -109,7 +120,7 @@ def _run(config: config_mod.Config, host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = uvicorn.Server(uvicorn_config(config, host, port))
     tune_memory()
-    server.run()
+    server.run(sockets=[sock] if sock else None)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -248,23 +259,22 @@ async def _replay(
     letters: Iterator[Any],
     deserializer: Any,
 ) -> int:
-    """Publish what now translates; leave the rest where it is (the topic is never rewritten)."""
-    from connector import dead_letters
-    from connector.codec import Codec
-    from connector.consumer import recent_event_ids
-    from connector.publisher import Publisher
+    """Publish what now translates; leave the rest where it is (the topic is never rewritten).
 
-    registry = registry_client(config.schema_registry.client_settings(ENV))
-    codec = Codec(registry, config.schema_registry.compatibility)
+    Delivered as the endpoint delivers (connector/delivery.py): an event its topic already
+    holds, or another replica published, is not produced again, so a second replay, or two
+    dead letters of one retried callback, publish each event once."""
+    from connector import dead_letters
+    from connector.claims import SharedClaims
+    from connector.dedupe import Window
+    from connector.delivery import Delivery, NotDelivered, connect
+
     topics = sorted({r.settings.topic for r in routes.values()})
-    for topic in topics:
-        codec.register(topic)
-    kafka = config.kafka.client_settings(ENV)
-    # As the endpoint's dedupe window: an event already in its topic is not produced again, so
-    # a second replay, or two dead letters of one retried callback, publish each event once.
-    window = config.dedupe.window_seconds
-    published = {e for e, _ in recent_event_ids(kafka, topics, window)} if window > 0 else set()
-    publisher = Publisher(kafka, config.kafka.producer)
+    window = Window(config.dedupe.window_seconds, config.dedupe.max_entries)
+    shared = config.dedupe.shared
+    claims = SharedClaims.connect(shared, ENV) if shared is not None else None
+    clients, _in_kafka = await asyncio.to_thread(connect, config, ENV, topics, window)
+    delivery = Delivery(clients, window, claims)
     counts = dict.fromkeys(
         ("published", "already_published", "still_failing", "body_missing", "provider_not_enabled"),
         0,
@@ -287,20 +297,19 @@ async def _replay(
                     continue
                 try:
                     encoded = pipeline.translate(route, letter_callback)
-                except Refusal as refusal:
-                    outcome, line["error"] = "still_failing", refusal.code
+                    deadline = (
+                        asyncio.get_running_loop().time() + config.kafka.flush_timeout_seconds
+                    )
+                    delivered = await delivery.deliver(encoded, deadline)
+                except (Refusal, NotDelivered) as exc:
+                    outcome, line["error"] = "still_failing", exc.code
                 else:
-                    ids = [o.event.event_id for o in encoded]
-                    fresh = {i: o for i, o in zip(ids, encoded, strict=True) if i not in published}
-                    if fresh:
-                        await publisher.send([o.kafka_record(codec) for o in fresh.values()])
-                        published.update(fresh)
-                    outcome = "published" if fresh else "already_published"
-                    line["event_ids"] = ids
+                    outcome = "published" if delivered.produced else "already_published"
+                    line["event_ids"] = [e.event.event_id for e in encoded]
             counts[outcome] += 1
             _print_json({**line, "outcome": outcome})
     finally:
-        publisher.close(config.kafka.flush_timeout_seconds)
+        await delivery.close(config.kafka.flush_timeout_seconds)
     print(orjson.dumps({"summary": counts}).decode(), file=sys.stderr)
     return 0
 

@@ -135,6 +135,9 @@ class ServerConfig(Strict):
     max_connections: int = Field(1000, ge=1, le=100_000)
     # Idle keep-alive connections are closed after this (uvicorn's timeout_keep_alive).
     keep_alive_timeout_seconds: float = Field(5, gt=0, le=300)
+    # Processes serving the port (connector/workers.py), each with its own event loop and
+    # producer: one per core the pod may use.
+    workers: int = Field(1, ge=1, le=64)
 
 
 def _bucket_name(v: str) -> str:
@@ -342,8 +345,11 @@ class SharedWindowConfig(Strict):
     # How long a published event id is remembered for every replica: the providers' retry
     # horizon (Bandwidth retries for 24 h).
     published_ttl_seconds: float = Field(86_400, gt=0)
-    # Each call's budget; past it the callback goes on with this replica's window alone.
-    timeout_seconds: float = Field(0.25, gt=0, le=10)
+    # Each call's budget; past it the callback goes on with this replica's window alone. A
+    # store that is down refuses at once; this bounds one that hangs. At 0.25 s a CPU-starved
+    # pod (its event loop late) failed open thousands of times in a bench run: each is a
+    # repeat that may be produced again, so the budget is generous within the deadline.
+    timeout_seconds: float = Field(1.0, gt=0, le=10)
 
 
 class DedupeConfig(Strict):
@@ -387,12 +393,18 @@ class Config(Strict):
 
     def warnings(self) -> list[str]:
         """What is allowed but probably not meant: said by check-config and at start-up."""
-        return [
+        found = [
             f"providers.{name}.auth: no basic, token or allow_cidrs: anyone can post callbacks "
             "(set auth.unauthenticated: true to say so)"
             for name, p in self.enabled().items()
             if p.auth.open_to_anyone and not p.auth.unauthenticated
         ]
+        if self.server.workers > 1 and self.dedupe.shared is None:
+            found.append(
+                "server.workers > 1 without dedupe.shared: a repeat reaching another worker "
+                "is produced again (each worker has its own window)"
+            )
+        return found
 
     def route_path(self, name: str) -> str:
         return self.providers[name].path or f"/callbacks/{name}"

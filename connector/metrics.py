@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 CALLBACKS = Counter(
     "mms_callbacks_total",
@@ -29,10 +38,18 @@ DEAD_LETTERS = Counter(
     "mms_dead_letters_total", "Callbacks written to the dead-letter topic", ["provider"]
 )
 KAFKA_ERRORS = Counter("mms_kafka_errors_total", "Producer errors and failed deliveries")
-IN_FLIGHT = Gauge("mms_in_flight_requests", "Callbacks being handled now")
-DEDUPE_ENTRIES = Gauge("mms_dedupe_window_entries", "Event ids held in the dedupe window")
+IN_FLIGHT = Gauge(
+    "mms_in_flight_requests", "Callbacks being handled now", multiprocess_mode="livesum"
+)
+DEDUPE_ENTRIES = Gauge(
+    "mms_dedupe_window_entries",
+    "Event ids held in the dedupe windows of this pod's workers",
+    multiprocess_mode="livesum",
+)
 LOOP_LAG = Gauge(
-    "mms_event_loop_lag_seconds", "How late the event loop runs; past server.max_loop_lag_ms: 503"
+    "mms_event_loop_lag_seconds",
+    "How late the event loop runs (the latest worker's); past server.max_loop_lag_ms: 503",
+    multiprocess_mode="livemax",
 )
 HTTP_REFUSED = Counter(
     "mms_http_refused_total",
@@ -88,3 +105,14 @@ SHARED_WINDOW_ERRORS = Counter(
     "window alone)",
     ["op"],
 )
+
+
+def exposition() -> bytes:
+    """/metrics: this process's samples; with workers (PROMETHEUS_MULTIPROC_DIR, set by
+    connector/workers.py) every worker's, so any worker answers for the pod."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest()
+    registry = CollectorRegistry()
+    # prometheus_client's multiprocess module carries no annotations.
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)

@@ -81,6 +81,14 @@ def live_pods(cluster: Cluster, ns: str) -> dict[str, dict[str, Any]]:
     return {p["metadata"]["name"]: p for p in items if not p["metadata"].get("deletionTimestamp")}
 
 
+def not_ready(deployment: dict[str, Any]) -> bool:
+    status = deployment["status"]
+    return (
+        status.get("readyReplicas") != deployment["spec"]["replicas"]
+        or status.get("observedGeneration") != deployment["metadata"]["generation"]
+    )
+
+
 def leftovers(cluster: Cluster, ns: str) -> list[str]:
     proc = cluster.kubectl(
         "get", OWNED_KINDS, "-n", ns, "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name"
@@ -117,9 +125,16 @@ def test_release_lifecycle_under_pod_security_restricted(cluster: Cluster, helm,
     listed = json.loads(found.stdout)
     items = listed["items"] if listed.get("kind") == "List" else [listed]
     assert {(i["kind"], i["metadata"]["name"]) for i in items} == objects
-    deployments = cluster.get("deployments", "-n", ns)["items"]
-    for deploy in deployments:
-        assert deploy["status"].get("readyReplicas") == deploy["spec"]["replicas"], deploy["status"]
+    # With autoscaling the HPA scales each Deployment up to minReplicas after it was created
+    # (`helm install --wait` may return before): every pod it wants ends up Ready.
+    deadline = time.monotonic() + 90
+    while True:
+        deployments = cluster.get("deployments", "-n", ns)["items"]
+        unready = [d["status"] for d in deployments if not_ready(d)]
+        if not unready or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert unready == []
     assert "FailedCreate" not in warnings(cluster, ns)
     if values:  # every optional part on, the mirror too
         assert {kind for kind, _ in objects} >= OPTIONAL_KINDS, objects

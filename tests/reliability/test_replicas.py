@@ -71,6 +71,9 @@ class Replicas:
                         "url": f"redis://{parts.hostname}:{parts.port}/0",
                         "password": {"env": PASSWORD_VAR},
                         "claim_ttl_seconds": CLAIM_TTL,
+                        # Three replicas, a broker and Redis on 2 cores: a late event loop is not
+                        # the store failing (which would fail open, and allow a duplicate).
+                        "timeout_seconds": 5,
                     }
                 },
                 "providers": {

@@ -1,0 +1,96 @@
+"""`server.workers: 2`: two processes serve one port, /metrics counts for both, the shared
+window suppresses a repeat that reaches the other worker, SIGTERM stops them all cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import yaml
+
+from connector.devstack import Endpoints
+from tests.live import free_port, read_topic
+from tests.reliability.conftest import (
+    bandwidth_callback,
+    bandwidth_event_ids,
+    metric,
+    serve,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.integration
+
+CALLBACKS = 200
+PASSWORD_VAR = "MMS_TEST_WORKERS_REDIS_PASSWORD"
+
+
+def test_two_workers_serve_one_port_as_one_connector(
+    endpoints: Endpoints, redis_url: str, tmp_path: Path
+) -> None:
+    topic = f"mms.test.workers.{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    parts = urlsplit(redis_url)
+    config = {
+        "kafka": {"bootstrap_servers": endpoints.bootstrap_servers},
+        "schema_registry": {"url": endpoints.registry_url},
+        "server": {"host": "127.0.0.1", "port": port, "workers": 2},
+        "media": {"root": str(tmp_path / "media")},
+        "dedupe": {
+            "shared": {
+                "url": f"redis://{parts.hostname}:{parts.port}/0",
+                "password": {"env": PASSWORD_VAR},
+            }
+        },
+        "providers": {
+            "bandwidth-v2": {
+                "enabled": True,
+                "topic": topic,
+                "auth": {"unauthenticated": True},
+            }
+        },
+    }
+    path = tmp_path / "workers.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / "serve.log"
+    proc = serve(path, log, {PASSWORD_VAR: parts.password or ""})
+    base = f"http://127.0.0.1:{port}"
+    run = uuid.uuid4().hex[:8]
+    bodies = [bandwidth_callback(f"{run}-{i}") for i in range(CALLBACKS)]
+    try:
+        wait_ready(base, proc, log)
+
+        async def send() -> list[int]:
+            # A connection each: the kernel hands new connections to either worker.
+            async def one(body: bytes) -> int:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    return (
+                        await client.post(f"{base}/callbacks/bandwidth-v2", content=body)
+                    ).status_code
+
+            first = await asyncio.gather(*(one(b) for b in bodies))
+            repeats = await asyncio.gather(*(one(b) for b in bodies[:50]))
+            return [*first, *repeats]
+
+        statuses = asyncio.run(send())
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(90)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert statuses == [200] * (CALLBACKS + 50)
+    pids = set(re.findall(r"Started server process \[(\d+)\]", output))
+    assert len(pids) == 2, output[-2000:]
+    # Any worker's /metrics answers for both: every callback counted once.
+    labels = {"provider": "bandwidth-v2"}
+    assert metric(text, "mms_callbacks_total", outcome="published", **labels) == CALLBACKS
+    assert metric(text, "mms_callbacks_total", outcome="duplicate", **labels) == 50
+    produced = [r.value["event_id"] for r in read_topic(endpoints, topic)]
+    assert sorted(produced) == sorted(e for b in bodies for e in bandwidth_event_ids(b))
+    assert "workers stopped: exit statuses [0, 0]" in output
