@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -157,3 +159,35 @@ def s3_bucket(endpoints: Endpoints) -> S3Store:
         client_options={"allow_http": True},
         **credentials,
     )
+
+
+def shared_window(
+    redis_url: str, password_var: str, **settings: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`dedupe.shared` for the tests' Redis, and the environment it needs: the connector wants
+    no credentials in the URL, so the password moves to `password_var`."""
+    parts = urlsplit(redis_url)
+    shared: dict[str, Any] = {"url": f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"}
+    if not parts.password:
+        return {**shared, **settings}, {}
+    return {**shared, "password": {"env": password_var}, **settings}, {password_var: parts.password}
+
+
+def serve_config(
+    path: Path, endpoints: Endpoints, port: int, topic: str, **top: dict[str, Any]
+) -> Path:
+    """A config file for `mms-connector serve` on 127.0.0.1:`port`: bandwidth-v2 open on
+    `topic`, media beside the file; sections in `top` merged over these."""
+    raw: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": endpoints.bootstrap_servers},
+        "schema_registry": {"url": endpoints.registry_url},
+        "server": {"host": "127.0.0.1", "port": port},
+        "media": {"root": str(path.parent / "media")},
+        "providers": {
+            "bandwidth-v2": {"enabled": True, "topic": topic, "auth": {"unauthenticated": True}}
+        },
+    }
+    for key, value in top.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    path.write_text(json.dumps(raw))  # JSON is YAML
+    return path

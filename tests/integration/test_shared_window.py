@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -17,7 +16,7 @@ from connector.claims import KEY_PREFIX, Claim, SharedClaims
 from connector.config import Config, SharedWindowConfig
 from connector.pipeline import routes, translate
 from tests.helpers import callback, payload
-from tests.live import running
+from tests.live import running, shared_window
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +25,11 @@ PASSWORD_VAR = "MMS_TEST_SHARED_WINDOW_PASSWORD"
 
 @pytest.fixture
 def shared(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """`dedupe.shared` for the test server: the URL without its password, which comes from the
-    environment as the connector requires."""
-    parts = urlsplit(redis_url)
-    netloc = f"{parts.hostname}:{parts.port}"
-    if parts.password:
-        monkeypatch.setenv(PASSWORD_VAR, parts.password)
-    return {
-        "url": urlunsplit((parts.scheme, netloc, parts.path, "", "")),
-        **({"password": {"env": PASSWORD_VAR}} if parts.password else {}),
-    }
+    """`dedupe.shared` for the test server, its password in the environment."""
+    settings, env = shared_window(redis_url, PASSWORD_VAR)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return settings
 
 
 def event(message_id: str) -> bytes:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from connector.devstack import Endpoints
-from tests.live import free_port
+from tests.live import free_port, serve_config
 from tests.tools import REPO
 
 pytestmark = pytest.mark.integration
@@ -32,22 +31,10 @@ def test_replicas_started_together_on_fresh_subjects_all_become_ready(
     ports = [free_port() for _ in range(REPLICAS)]
     procs = []
     for i, port in enumerate(ports):
-        config = {
-            "kafka": {"bootstrap_servers": endpoints.bootstrap_servers},
-            "schema_registry": {"url": endpoints.registry_url},
-            "server": {"host": "127.0.0.1", "port": port},
-            "media": {"root": str(tmp_path / "media")},
-            "dead_letters": {"topic": f"mms.test.start.{fresh}.dlq"},
-            "providers": {
-                "bandwidth-v2": {
-                    "enabled": True,
-                    "topic": f"mms.test.start.{fresh}",
-                    "auth": {"unauthenticated": True},
-                }
-            },
-        }
-        path = tmp_path / f"replica-{i}.yaml"
-        path.write_text(yaml.safe_dump(config))
+        path = serve_config(
+            tmp_path / f"replica-{i}.yaml", endpoints, port, f"mms.test.start.{fresh}",
+            dead_letters={"topic": f"mms.test.start.{fresh}.dlq"},
+        )  # fmt: skip
         log = (tmp_path / f"replica-{i}.log").open("w")
         procs.append(
             subprocess.Popen(

@@ -17,15 +17,13 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import yaml
 
 from connector import devstack
 from connector.devstack import Endpoints
-from tests.live import free_port, read_topic
+from tests.live import free_port, read_topic, serve_config, shared_window
 from tests.reliability.conftest import bandwidth_callback, bandwidth_event_ids, serve, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -55,39 +53,33 @@ class Replicas:
     """`mms-connector serve` processes on one topic and one shared window."""
 
     def __init__(self, home: Path, endpoints: Endpoints, topic: str, tmp: Path) -> None:
-        parts = urlsplit(endpoints.redis_url or "")
         self.ports = [free_port() for _ in range(REPLICAS)]
         self.tmp = tmp
-        self.env = {PASSWORD_VAR: parts.password or ""}
-        self.configs = []
-        for i, port in enumerate(self.ports):
-            config = {
-                "kafka": {"bootstrap_servers": endpoints.bootstrap_servers},
-                "schema_registry": {"url": endpoints.registry_url},
-                "server": {"host": "127.0.0.1", "port": port},
-                "media": {"root": str(tmp / "media")},
-                "dedupe": {
-                    "shared": {
-                        "url": f"redis://{parts.hostname}:{parts.port}/0",
-                        "password": {"env": PASSWORD_VAR},
-                        "claim_ttl_seconds": CLAIM_TTL,
-                        # Three replicas, a broker and Redis on 2 cores: a late event loop is not
-                        # the store failing (which would fail open, and allow a duplicate).
-                        "timeout_seconds": 5,
-                    }
-                },
-                "providers": {
-                    "bandwidth-v2": {
-                        "enabled": True,
-                        "topic": topic,
-                        "deadline_seconds": 2,
-                        "auth": {"unauthenticated": True},
-                    }
-                },
-            }
-            path = tmp / f"replica-{i}.yaml"
-            path.write_text(yaml.safe_dump(config))
-            self.configs.append(path)
+        shared, self.env = shared_window(
+            endpoints.redis_url or "", PASSWORD_VAR,
+            claim_ttl_seconds=CLAIM_TTL,
+            # Three replicas, a broker and Redis on 2 cores: a late event loop is not the store
+            # failing (which would fail open, and allow a duplicate).
+            timeout_seconds=5,
+        )  # fmt: skip
+        # A short deadline: retries reach another replica while the first copy is in flight.
+        provider = {
+            "enabled": True,
+            "topic": topic,
+            "deadline_seconds": 2,
+            "auth": {"unauthenticated": True},
+        }
+        self.configs = [
+            serve_config(
+                tmp / f"replica-{i}.yaml",
+                endpoints,
+                port,
+                topic,
+                dedupe={"shared": shared},
+                providers={"bandwidth-v2": provider},
+            )
+            for i, port in enumerate(self.ports)
+        ]
         self.procs: list[subprocess.Popen[bytes]] = [self.start(i) for i in range(REPLICAS)]
 
     def start(self, i: int) -> subprocess.Popen[bytes]:

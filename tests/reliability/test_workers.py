@@ -8,14 +8,12 @@ import re
 import signal
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import yaml
 
 from connector.devstack import Endpoints
-from tests.live import free_port, read_topic
+from tests.live import free_port, read_topic, serve_config, shared_window
 from tests.reliability.conftest import (
     bandwidth_callback,
     bandwidth_event_ids,
@@ -35,30 +33,13 @@ def test_two_workers_serve_one_port_as_one_connector(
 ) -> None:
     topic = f"mms.test.workers.{uuid.uuid4().hex[:8]}"
     port = free_port()
-    parts = urlsplit(redis_url)
-    config = {
-        "kafka": {"bootstrap_servers": endpoints.bootstrap_servers},
-        "schema_registry": {"url": endpoints.registry_url},
-        "server": {"host": "127.0.0.1", "port": port, "workers": 2},
-        "media": {"root": str(tmp_path / "media")},
-        "dedupe": {
-            "shared": {
-                "url": f"redis://{parts.hostname}:{parts.port}/0",
-                "password": {"env": PASSWORD_VAR},
-            }
-        },
-        "providers": {
-            "bandwidth-v2": {
-                "enabled": True,
-                "topic": topic,
-                "auth": {"unauthenticated": True},
-            }
-        },
-    }
-    path = tmp_path / "workers.yaml"
-    path.write_text(yaml.safe_dump(config))
+    shared, env = shared_window(redis_url, PASSWORD_VAR)
+    path = serve_config(
+        tmp_path / "workers.yaml", endpoints, port, topic,
+        server={"workers": 2}, dedupe={"shared": shared},
+    )  # fmt: skip
     log = tmp_path / "serve.log"
-    proc = serve(path, log, {PASSWORD_VAR: parts.password or ""})
+    proc = serve(path, log, env)
     base = f"http://127.0.0.1:{port}"
     run = uuid.uuid4().hex[:8]
     bodies = [bandwidth_callback(f"{run}-{i}") for i in range(CALLBACKS)]
