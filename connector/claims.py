@@ -14,6 +14,7 @@ counted in mms_shared_window_errors_total and logged.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -37,6 +38,11 @@ return 0
 """
 # Log a failing store at most this often; the metric counts every failure.
 LOG_EVERY_SECONDS = 10.0
+# Published marks the store did not take are tried again this often, at most this many kept.
+REMARK_SECONDS = 1.0
+MAX_UNMARKED = 100_000
+# A claim the store did not answer is asked again after this, within the call's budget.
+RETRY_SECONDS = 0.05
 
 
 class Claim(enum.Enum):
@@ -55,6 +61,8 @@ class SharedClaims:
         self._holder = f"claimed:{uuid.uuid4().hex}".encode()
         self._release = client.register_script(_RELEASE)
         self._logged_at = 0.0
+        self._unmarked: set[str] = set()  # published, not yet marked so in the store
+        self._remarking: asyncio.Future[None] | None = None
 
     @classmethod
     def connect(cls, settings: SharedWindowConfig, env: Mapping[str, str]) -> SharedClaims:
@@ -74,16 +82,20 @@ class SharedClaims:
         ids = list(event_ids)
         if not ids:
             return {}
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for event_id in ids:
-                    pipe.set(KEY_PREFIX + event_id, self._holder, nx=True, px=self._claim_ms)
-                taken = await pipe.execute()
-            lost = [event_id for event_id, ok in zip(ids, taken, strict=True) if not ok]
-            found = await self._client.mget([KEY_PREFIX + i for i in lost]) if lost else []
-        except (RedisError, OSError) as exc:
-            self._failed("claim", exc)
-            return dict.fromkeys(ids, Claim.OURS)
+        # A store that does not answer is asked again until the call's budget is spent: one
+        # restarting (under a second) is ridden out. Failing open at once let every retry in
+        # that moment be produced again if another replica had published it (18-23 duplicates
+        # in a run with the store restarted while retries flowed).
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                lost, found = await self._claim(ids)
+                break
+            except (RedisError, OSError) as exc:
+                if time.monotonic() + RETRY_SECONDS >= deadline:
+                    self._failed("claim", exc)
+                    return dict.fromkeys(ids, Claim.OURS)
+                await asyncio.sleep(RETRY_SECONDS)
         out = dict.fromkeys(ids, Claim.OURS)
         for event_id, value in zip(lost, found, strict=True):
             # None: the other claim ended between our SET and GET; the retry will find out.
@@ -91,8 +103,32 @@ class SharedClaims:
         metrics.SHARED_CLAIMS.labels("conflict").inc(len(lost))
         return out
 
+    async def _claim(self, ids: list[str]) -> tuple[list[str], list[bytes | str | None]]:
+        """SET NX each id; the ids another holder has, and their values."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for event_id in ids:
+                pipe.set(KEY_PREFIX + event_id, self._holder, nx=True, px=self._claim_ms)
+            taken = await pipe.execute()
+        lost = [event_id for event_id, ok in zip(ids, taken, strict=True) if not ok]
+        if not lost:
+            return [], []
+        return lost, await self._client.mget([KEY_PREFIX + i for i in lost])
+
     async def published(self, event_ids: Iterable[str]) -> None:
-        """The caller's claimed events are in Kafka: every replica answers their retries."""
+        """The caller's claimed events are in Kafka: every replica answers their retries.
+
+        A mark the store did not take is tried again every REMARK_SECONDS until it does: left
+        out, the event's claim would expire and a retry on another replica produce it again
+        (23 duplicates in a run where the store restarted while deliveries settled).
+        """
+        ids = list(event_ids)
+        if ids and not await self._mark(ids):
+            room = MAX_UNMARKED - len(self._unmarked)
+            self._unmarked.update(ids[: max(0, room)])
+            if self._remarking is None or self._remarking.done():
+                self._remarking = asyncio.ensure_future(self._remark())
+
+    async def _mark(self, event_ids: list[str]) -> bool:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for event_id in event_ids:
@@ -100,6 +136,15 @@ class SharedClaims:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._failed("publish", exc)
+            return False
+        return True
+
+    async def _remark(self) -> None:
+        while self._unmarked:
+            await asyncio.sleep(REMARK_SECONDS)
+            batch = list(self._unmarked)[:1000]
+            if await self._mark(batch):
+                self._unmarked.difference_update(batch)
 
     async def release(self, event_ids: Iterable[str]) -> None:
         """The caller's claimed events were not produced (a definite failure): a retry, on any
@@ -111,6 +156,10 @@ class SharedClaims:
             self._failed("release", exc)
 
     async def close(self) -> None:
+        if self._unmarked:
+            await self._mark(list(self._unmarked))  # one last try
+        if self._remarking is not None:
+            self._remarking.cancel()
         await self._client.aclose()
 
     def _failed(self, op: str, exc: BaseException) -> None:

@@ -11,8 +11,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from connector import claims as claims_module
 from connector import metrics
-from connector.claims import KEY_PREFIX, Claim, SharedClaims
+from connector.claims import KEY_PREFIX, PUBLISHED, Claim, SharedClaims
 from connector.config import Config, SharedWindowConfig
 from connector.pipeline import routes, translate
 from tests.helpers import callback, payload
@@ -135,3 +136,68 @@ def test_claims_on_the_real_store(redis_url: str) -> None:
         await b.close()
 
     asyncio.run(scenario())
+
+
+def test_a_published_mark_the_store_missed_is_marked_again(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store restarting while a delivery settles: the mark is tried again until it takes,
+    or the claim would expire and a retry elsewhere produce the event again."""
+    monkeypatch.setattr(claims_module, "REMARK_SECONDS", 0.05)
+
+    async def scenario() -> bytes | None:
+        client = Redis.from_url(redis_url)
+        claims = SharedClaims(client, SharedWindowConfig(url="redis://unused"))
+        event_id = f"e-{uuid.uuid4().hex}"
+        assert await claims.claim([event_id]) == {event_id: Claim.OURS}
+        real = client.pipeline
+        calls = 0
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ConnectionError("the store is restarting")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(client, "pipeline", flaky)
+        await claims.published([event_id])  # missed
+        await asyncio.sleep(0.3)
+        value: bytes | None = await client.get(KEY_PREFIX + event_id)
+        await claims.close()
+        return value
+
+    assert asyncio.run(scenario()) == PUBLISHED
+
+
+def test_a_store_restarting_is_ridden_out_within_the_budget(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim the store does not answer at once is asked again within timeout_seconds, so a
+    quick restart does not fail open (which lets a retry elsewhere be produced again)."""
+
+    async def scenario() -> tuple[dict[str, Claim], bytes | None]:
+        client = Redis.from_url(redis_url)
+        claims = SharedClaims(client, SharedWindowConfig(url="redis://unused", timeout_seconds=2))
+        real, calls = client.pipeline, 0
+
+        def restarting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls <= 3:
+                raise ConnectionError("the store is restarting")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(client, "pipeline", restarting)
+        event_id = f"e-{uuid.uuid4().hex}"
+        got = await claims.claim([event_id])
+        value: bytes | None = await client.get(KEY_PREFIX + event_id)
+        await claims.close()
+        return got, value
+
+    errors = metrics.SHARED_WINDOW_ERRORS.labels("claim")
+    before = errors._value.get()
+    got, value = asyncio.run(scenario())
+    assert list(got.values()) == [Claim.OURS]
+    assert value is not None and value.startswith(b"claimed:")  # really claimed, not failed open
+    assert errors._value.get() == before
