@@ -61,6 +61,7 @@ class SharedClaims:
         self._holder = f"claimed:{uuid.uuid4().hex}".encode()
         self._release = client.register_script(_RELEASE)
         self._logged_at = 0.0
+        self._down_since: float | None = None  # when the store stopped answering claims
         self._unmarked: set[str] = set()  # published, not yet marked so in the store
         self._remarking: asyncio.Future[None] | None = None
 
@@ -86,13 +87,20 @@ class SharedClaims:
         # restarting (under a second) is ridden out. Failing open at once let every retry in
         # that moment be produced again if another replica had published it (18-23 duplicates
         # in a run with the store restarted while retries flowed).
-        deadline = time.monotonic() + self._timeout
+        # Once the store has not answered for a whole budget it is down, not restarting: fail
+        # open at once, so an outage does not hold every callback for the budget.
+        now = time.monotonic()
+        deadline = now + self._timeout
         while True:
             try:
                 lost, found = await self._claim(ids)
+                self._down_since = None
                 break
             except (RedisError, OSError) as exc:
-                if time.monotonic() + RETRY_SECONDS >= deadline:
+                now = time.monotonic()
+                self._down_since = self._down_since or now
+                down = now - self._down_since >= self._timeout
+                if down or now + RETRY_SECONDS >= deadline:
                     self._failed("claim", exc)
                     return dict.fromkeys(ids, Claim.OURS)
                 await asyncio.sleep(RETRY_SECONDS)
