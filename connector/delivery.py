@@ -31,6 +31,9 @@ from connector.publisher import Publisher, PublishError
 
 log = logging.getLogger("connector.callbacks")
 
+# Event ids marked published in the shared window per round trip at start-up.
+MARK_BATCH = 10_000
+
 
 @dataclass(frozen=True)
 class Clients:
@@ -99,8 +102,10 @@ class Delivery:
         """Event ids the topics hold (start-up): published, whoever claimed them. A replica that
         died after its records landed left their claims, which retries would wait out and then
         produce again."""
-        if self.claims is not None and event_ids:
-            await self.claims.published(event_ids)
+        if self.claims is not None:
+            # In batches: the window holds up to dedupe.max_entries (1 M) ids.
+            for start in range(0, len(event_ids), MARK_BATCH):
+                await self.claims.published(event_ids[start : start + MARK_BATCH])
 
     async def deliver(self, encoded: Sequence[EncodedEvent], deadline: float) -> Delivered:
         """Produce what is new of `encoded`, awaiting every delivery report (this call's and
