@@ -1,26 +1,25 @@
 """Avro encoding of canonical records in the Confluent wire format, through the schema registry.
 
 Schemas are registered (and the subject's compatibility level set) once at start-up; after that
-encoding is CPU only: fastavro's schemaless writer with the schema parsed once, behind the
+encoding is CPU only: the schema compiled once (connector/avro_binary.py), behind the
 Confluent framing (magic byte 0, the 4-byte registry id). No registry call on the request path.
-Confluent's AvroSerializer writes the same bytes, with a per-record cost that showed in
-profiles (bench/results).
+Confluent's AvroSerializer and fastavro's writer write the same bytes, with a per-record cost
+that showed in profiles (bench/results).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import re
 import struct
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import fastavro
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
@@ -28,6 +27,8 @@ from confluent_kafka.schema_registry import (
 )
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from connector import avro_binary
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,13 @@ def current_schema(name: str = EVENT_SCHEMA) -> str:
 
 
 @cache
-def parsed_schema(name: str = EVENT_SCHEMA) -> Any:
-    return fastavro.parse_schema(json.loads(current_schema(name)))
+def _encoder(name: str) -> Callable[[Any], bytes]:
+    return avro_binary.writer(json.loads(current_schema(name)))
 
 
 def avro_payload(record: dict[str, Any], schema_name: str = EVENT_SCHEMA) -> bytes:
     """The Avro binary of a record in the newest schema, without the wire format's framing."""
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, parsed_schema(schema_name), record)
-    return out.getvalue()
+    return _encoder(schema_name)(record)
 
 
 # Magic byte and schema id, before every value (Confluent wire format).
