@@ -6,10 +6,14 @@ RSS), keeps a connection whose head never completes open for ever (slowloris), a
 connection. Each refusal is one short reply with connection: close, one log line without any
 header value, and `mms_http_refused_total{reason}`.
 
+It also writes each response in one write (`_OneWritePerResponse`).
+
 uvicorn internals relied on (0.54, `HttpToolsProtocol`): the parser callbacks it implements
 (on_header, on_headers_complete, on_body, on_message_complete), data_received feeding the parser,
-on_response_complete called once per answered request, and the attributes transport, client,
-loop, connections (the server-wide set of open connections) and cycle (the latest request's
+on_response_complete called once per answered request, on_headers_complete handing
+`self.transport` to the request's RequestResponseCycle (and using it for nothing else), the
+cycle writing a response's head and then its body, and the attributes transport, client, loop,
+connections (the server-wide set of open connections) and cycle (the latest request's
 RequestResponseCycle, with response_complete).
 """
 
@@ -97,6 +101,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._heads_completed = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._responses = _OneWritePerResponse(self.transport)
         if len(self.connections) > self.limits.max_connections:
             # Answered at once, nothing read: a flood past the cap costs a write and a close per
             # connection, and frees its socket now rather than after a head timeout.
@@ -158,7 +163,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._heads_completed += 1
         self._cancel_head_timer()
-        super().on_headers_complete()
+        # The request's cycle writes through _responses; the protocol itself, unbuffered.
+        transport, self.transport = self.transport, cast(asyncio.Transport, self._responses)
+        try:
+            super().on_headers_complete()
+        finally:
+            self.transport = transport
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -171,6 +181,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self._responses.flush()  # a response without a body write (HEAD, 304)
         super().on_response_complete()
         # The next head is timed from now, unless a pipelined request is already waiting
         # (then the latest cycle is not answered yet) or the connection is closing. This also
@@ -200,3 +211,34 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # Never inside the response to an earlier, pipelined request still being answered.
             self.transport.write(self.replies[reason])
         self.transport.close()
+
+
+class _OneWritePerResponse:
+    """The transport as a request's cycle sees it: the response head is held until the body
+    follows, and both go in one write. uvicorn writes them apart, and uvloop sends each write at
+    once: two send(2) calls per response, 10 % of a JSON callback's CPU under load (py-spy,
+    bench/results/2026-12-02-speed.md), one of them saved."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head = b""
+
+    def write(self, data: bytes) -> None:
+        if self._head:
+            data, self._head = self._head + data, b""
+        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 1"):
+            self._head = data  # a final response's head (a 100 Continue goes out at once)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head:
+            self._transport.write(self._head)
+            self._head = b""
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)

@@ -1,0 +1,85 @@
+"""The protocol below the app, driven with a recording transport: a response is one write."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.server import ServerState
+
+from connector.http_limits import HttpLimits, protocol_class
+
+LIMITS = HttpLimits(
+    max_header_bytes=8192, max_header_count=100, header_read_timeout=5, max_connections=10
+)
+
+
+class Recorder(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8080)}.get(name)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    message = await receive()
+    body = b"got " + message.get("body", b"")
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+async def exchange(request: bytes) -> Recorder:
+    config = uvicorn.Config(app, http=protocol_class(LIMITS), lifespan="off", log_config=None)
+    config.load()
+    protocol = config.http_protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
+    transport = Recorder()
+    protocol.connection_made(transport)
+    protocol.data_received(request)
+    for _ in range(20):  # the request's task runs on the loop
+        await asyncio.sleep(0)
+    return transport
+
+
+POST = b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\nhi"
+
+
+def test_a_response_is_one_write() -> None:
+    transport = asyncio.run(exchange(POST))
+    (written,) = transport.writes
+    assert written.startswith(b"HTTP/1.1 200 OK\r\n") and written.endswith(b"\r\n\r\ngot hi")
+
+
+def test_pipelined_responses_are_one_write_each() -> None:
+    transport = asyncio.run(exchange(POST + POST.replace(b"hi", b"yo")))
+    assert [w.rsplit(b"\r\n", 1)[-1] for w in transport.writes] == [b"got hi", b"got yo"]
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_a_100_continue_goes_out_before_the_body_is_read(close: bool) -> None:
+    head = b"POST /x HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: 0\r\n"
+    transport = asyncio.run(exchange(head + (b"connection: close\r\n" if close else b"") + b"\r\n"))
+    assert transport.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert transport.writes[1].startswith(b"HTTP/1.1 200 OK") and len(transport.writes) == 2
+    assert transport.closed is close
