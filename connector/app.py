@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette import routing
@@ -144,7 +145,29 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
         routing.Route("/readyz", readyz),
         routing.Route("/metrics", prometheus),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    callbacks = {h.route.path: h for h in handlers if not h.auth.token_in_path}
+    return _App(callbacks, routes=routes, lifespan=lifespan)
+
+
+class _App(Starlette):
+    """Starlette, with a POST to a callback path handed straight to its handler: Starlette's
+    two middlewares and router cost 4 % of a JSON callback's CPU (py-spy, under load). Any
+    other request, and a callback path with a token in it, goes through Starlette's routing
+    (the same handler, or a 404/405)."""
+
+    def __init__(self, callbacks: dict[str, CallbackHandler], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._callbacks = callbacks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self._callbacks.get(scope["path"])
+            if handler is not None:
+                scope["app"] = self
+                scope["path_params"] = {}
+                await handler(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class CallbackHandler:

@@ -48,6 +48,8 @@ def test_token_in_path_moves_the_route() -> None:
         )
     )
     assert app.post("/callbacks/sinch", content=b"").status_code == 404
+    # Routed by Starlette (a path parameter) to the same handler as a tokenless path.
+    assert app.post("/callbacks/sinch/s3cret", content=b"").json()["error"] == "starting"
 
 
 def test_missing_secret_stops_the_app_naming_the_key() -> None:
