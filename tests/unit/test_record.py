@@ -22,4 +22,3 @@ def test_an_event_id_is_the_rfc_4122_uuid5_of_its_identity(
     expected = uuid.uuid5(EVENT_ID_NAMESPACE, f"{provider}\x1e{parts}")
     assert event_id(provider, *identity) == str(expected)
     assert uuid.UUID(event_id(provider, *identity)).version == 5
-
