@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,14 @@ def test_a_file_already_there_is_fsynced_too(
     store.store(JPEG, "image/jpeg", None)
     assert ("fsync", "file") in calls.log and ("fsync", "dir") in calls.log
     assert not any(op == "replace" for op, _ in calls.log)
+
+
+def test_a_shard_directory_removed_since_is_made_again(store: FilesystemMediaStore) -> None:
+    # The store remembers the shards it made (no stat per put); one removed by hand still works.
+    store.store(JPEG, "image/jpeg", None)
+    shutil.rmtree(_path(store).parent)
+    store.store(JPEG, "image/jpeg", None)
+    assert _path(store).read_bytes() == JPEG
 
 
 @pytest.mark.parametrize("failing", ["fsync", "replace", "fchmod"])
