@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = payloads.tokens("w")
     server.tune_gc()
     if not a.glibc_default:
-        server.fix_mmap_threshold()
+        server.tune_malloc()
     samples: list[tuple[int, float]] = []
     started = time.perf_counter()
     for i in range(a.callbacks + 1):

@@ -57,9 +57,9 @@ def _seconds(value: float) -> int:
 
 
 def tune_memory() -> None:
-    """What `serve` applies before serving: `tune_gc` and `fix_mmap_threshold`."""
+    """What `serve` applies before serving: `tune_gc` and `tune_malloc`."""
     tune_gc()
-    fix_mmap_threshold()
+    tune_malloc()
 
 
 def tune_gc() -> None:
@@ -76,19 +76,30 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-# glibc's M_MMAP_THRESHOLD (malloc.h).
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
-def fix_mmap_threshold(size: int = 1 << 20) -> None:
-    """Blocks over 1 MiB from mmap, always (glibc otherwise raises the threshold after each free).
+def tune_malloc(size: int = 1 << 20, keep: int = 64 << 20, arenas: int = 2) -> None:
+    """Blocks over 1 MiB from mmap, always (glibc otherwise raises the threshold after each free);
+    freed memory kept for reuse up to 64 MiB; two malloc arenas, not eight per core.
 
     The dedupe window's tables are megabytes and are reallocated as ids come and go; with the
     moving threshold they land on the heap, where each reallocation left a hole: RSS rose in
-    steps (+16 % over a 1 M-callback soak, flat with the threshold fixed).
+    steps (+16 % over a 1 M-callback soak, flat with the threshold fixed). Fixing it also fixes
+    the trim threshold at 128 KiB, so each arena gave back the top of its heap after every
+    multipart body (hundreds of KB) and faulted it in again for the next: page faults were 7 %
+    of a multipart callback's CPU (perf), and with the translate threads' own arenas, CPU per
+    multipart callback fell from 2.70 to 2.16 ms with 64 MiB kept and two arenas (best of five
+    rounds each, bench/results/2026-12-02-speed.md). The GIL serialises the allocations those
+    threads make anyway.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return  # not glibc (musl, macOS): their allocators do not move a threshold
     mallopt(_M_MMAP_THRESHOLD, size)
+    mallopt(_M_TRIM_THRESHOLD, keep)
+    mallopt(_M_ARENA_MAX, arenas)
