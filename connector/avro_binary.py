@@ -24,6 +24,9 @@ _INT = 1 << 31
 
 
 def _long(out: Out, n: int) -> None:
+    if 0 <= n < 64:  # one byte: lengths, enum indexes, small counts
+        out.append(n << 1)
+        return
     if not -_LONG <= n < _LONG:
         raise ValueError(f"{n} does not fit an Avro long")
     n = (n << 1) ^ (n >> 63)  # zig-zag
@@ -40,7 +43,11 @@ def _int(out: Out, n: int) -> None:
 
 
 def _bytes(out: Out, b: bytes) -> None:
-    _long(out, len(b))
+    n = len(b)
+    if n < 64:
+        out.append(n << 1)
+    else:
+        _long(out, n)
     out += b
 
 
