@@ -87,6 +87,9 @@ class Delivered:
     conflicting: list[str]  # repeats of published ids whose content differs: logged, counted
 
 
+IN_FLIGHT_ELSEWHERE = ("in_flight_elsewhere", "being published by another replica")
+
+
 class _InFlightElsewhere(Exception):
     """Another replica holds the claim: this process's waiters on it answer 503 too."""
 
@@ -126,7 +129,8 @@ class Delivery:
                 claimed[event_id] = e.digest
         if claimed:
             window.claim(claimed)
-            fresh = await self._claim_shared(fresh, claimed)
+            if self.claims is not None:
+                fresh = await self._claim_shared(self.claims, fresh, claimed)
         try:
             if fresh:
                 try:
@@ -141,30 +145,26 @@ class Delivery:
                 sent.add_done_callback(lambda f: self._settle(claimed, f.exception()))
                 waits.add(sent)
             if waits:
-                left = max(0.0, deadline - asyncio.get_running_loop().time())
-                done, _ = await asyncio.wait(waits, timeout=left)
-                if len(done) < len(waits):
-                    raise TimeoutError("deadline")
-                for fut in done:
-                    fut.result()
+                await _all_done(waits, deadline)
         except (PublishError, TimeoutError) as exc:
             metrics.KAFKA_ERRORS.inc()
             raise NotDelivered("kafka_unavailable", str(exc)) from exc
+        except _InFlightElsewhere as exc:  # a repeat that waited on a copy claimed elsewhere
+            raise NotDelivered(*IN_FLIGHT_ELSEWHERE) from exc
         return Delivered(fresh, conflicting)
 
     async def _claim_shared(
-        self, fresh: list[EncodedEvent], claimed: dict[str, int]
+        self, claims: SharedClaims, fresh: list[EncodedEvent], claimed: dict[str, int]
     ) -> list[EncodedEvent]:
         """What of `fresh` is this process's to produce, by the shared window; `claimed` keeps
         only those."""
-        claims = self.claims
-        shared = await claims.claim(claimed) if claims is not None else {}
+        shared = await claims.claim(claimed)
         elsewhere = [i for i, claim in shared.items() if claim is Claim.ELSEWHERE]
-        if claims is not None and elsewhere:
+        if elsewhere:
             self.window.settle(claimed, _InFlightElsewhere())
             self._background(claims.release(claimed))
             metrics.SHARED_CLAIMS.labels("elsewhere").inc(len(elsewhere))
-            raise NotDelivered("in_flight_elsewhere", "being published by another replica")
+            raise NotDelivered(*IN_FLIGHT_ELSEWHERE)
         published = {i: claimed.pop(i) for i, c in shared.items() if c is Claim.PUBLISHED}
         self.window.settle(published, None, published)
         return [e for e in fresh if e.event.event_id in claimed]
@@ -191,3 +191,40 @@ class Delivery:
                 await asyncio.wait(self._tasks, timeout=2)
             await self.claims.close()
         return left
+
+
+async def _all_done(futures: set[asyncio.Future[None]], deadline: float) -> None:
+    """Until every future is done, raising the first one's error, or TimeoutError at
+    `deadline` (the loop's clock); the futures are never cancelled. asyncio.wait does the same
+    with sets of what is done and pending built around it: 3 % of a JSON callback's CPU."""
+    left = sum(not fut.done() for fut in futures)
+    if left:
+        await _until_done(futures, left, deadline)
+    for fut in futures:
+        fut.result()
+
+
+async def _until_done(futures: set[asyncio.Future[None]], left: int, deadline: float) -> None:
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def one_done(_fut: asyncio.Future[None]) -> None:
+        nonlocal left
+        left -= 1
+        if left == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    def late() -> None:
+        if not waiter.done():
+            waiter.set_exception(TimeoutError("deadline"))
+
+    for fut in futures:
+        if not fut.done():
+            fut.add_done_callback(one_done)
+    timer = loop.call_at(deadline, late)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        for fut in futures:
+            fut.remove_done_callback(one_done)

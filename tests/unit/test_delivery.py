@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from connector import pipeline
+from connector.claims import Claim
 from connector.config import Config
 from connector.dedupe import Window
 from connector.delivery import Clients, Delivery, NotDelivered
@@ -138,3 +139,44 @@ def test_a_refused_send_releases_the_claim(tmp_path) -> None:
         return len((await retry).produced)
 
     assert asyncio.run(scenario()) == 1
+
+
+class ClaimedElsewhere:
+    """A shared window where another replica holds every claim, answering when told to."""
+
+    def __init__(self) -> None:
+        self.answer = asyncio.Event()
+
+    async def claim(self, claimed: dict[str, int]) -> dict[str, Claim]:
+        await self.answer.wait()
+        return dict.fromkeys(claimed, Claim.ELSEWHERE)
+
+    async def release(self, _claimed: dict[str, int]) -> None:
+        pass
+
+
+def test_a_repeat_waiting_on_a_claim_held_elsewhere_answers_in_flight_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # It waited on this process's first copy, which found another replica publishing it: a 503
+    # for both (it was a 500: the waiter's error escaped as our own bug).
+    events, producer = encoded(tmp_path), Producer()
+
+    async def scenario() -> list[str]:
+        shared = ClaimedElsewhere()
+        d = delivery(producer)
+        d.claims = shared  # type: ignore[assignment]
+        first = asyncio.create_task(d.deliver(events, later()))
+        await asyncio.sleep(0)
+        repeat = asyncio.create_task(d.deliver(events, later()))
+        await asyncio.sleep(0)
+        shared.answer.set()
+        codes = []
+        for task in (first, repeat):
+            with pytest.raises(NotDelivered) as info:
+                await task
+            codes.append(info.value.code)
+        return codes
+
+    assert asyncio.run(scenario()) == ["in_flight_elsewhere", "in_flight_elsewhere"]
+    assert producer.sent == []
