@@ -7,6 +7,7 @@ Kafka would refuse is a refusal (dead-lettered), never a 503 on every retry.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -92,10 +93,17 @@ def _route(config: Config, name: str, settings: ProviderConfig, store: MediaStor
     )  # fmt: skip
 
 
-def translate(route: Route, callback: Callback) -> list[EncodedEvent]:
-    """Translate one callback into the records to publish; raises `Refusal` and nothing else."""
+def translate(
+    route: Route, callback: Callback, media_store: MediaStore | None = None
+) -> list[EncodedEvent]:
+    """Translate one callback into the records to publish; raises `Refusal` and nothing else.
+    Inline media go to `media_store` when given (the endpoint's DeferredPuts), else to the
+    route's."""
+    context = route.context
+    if media_store is not None:
+        context = dataclasses.replace(context, media_store=media_store)
     try:
-        events = route.provider.translate(callback, route.context)
+        events = route.provider.translate(callback, context)
     except Refusal:
         raise
     except Exception as exc:

@@ -102,6 +102,12 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def media_store_failed(exc: OSError) -> Refusal:
+    """Storing inline media failed: ours, not the provider's; a 503 makes it retry once the
+    store is back."""
+    return Refusal("media_store_failed", f"storing a part failed: {exc}", status=503)
+
+
 def json_reply(status: int, payload: dict[str, object]) -> Reply:
     return Reply(status, orjson.dumps(payload), "application/json")
 

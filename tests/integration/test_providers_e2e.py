@@ -98,3 +98,28 @@ def test_provider_callback_lands_in_kafka(
                 stored = Path(media["uri"].removeprefix("file://")).read_bytes()
                 assert hashlib.sha256(stored).hexdigest() == media["sha256"]
                 assert len(stored) == media["size"]
+
+
+def test_an_mo_whose_parts_cannot_be_stored_is_503_and_publishes_nothing(
+    make_config, records, topic: str, tmp_path: Path
+) -> None:
+    # The parts are named on the event loop and written on a worker thread after translation:
+    # a failed write is still a 503 media_store_failed (never a 500, never a record without
+    # its parts), and the provider's retry goes through once the store is back.
+    (tmp_path / "media").write_bytes(b"not a directory")  # the store's root
+    config: Config = make_config({"openmarket": {"enabled": True, "topic": topic}})
+    body = payload("openmarket", "mo_crlf_preamble.eml")
+    headers = {"Content-Type": OPENMARKET_CT, "X-Request-Id": "015-3DD6C366"}
+    with running(config) as base:
+        down = httpx.post(f"{base}/callbacks/openmarket", content=body, headers=headers)
+        (tmp_path / "media").unlink()
+        back = httpx.post(f"{base}/callbacks/openmarket", content=body, headers=headers)
+    assert (down.status_code, down.json()["error"], down.headers["retry-after"]) == (
+        503,
+        "media_store_failed",
+        "5",
+    )
+    assert back.status_code == 200
+    (record,) = records(topic)
+    for media in record.value["media"]:
+        assert Path(media["uri"].removeprefix("file://")).is_file()

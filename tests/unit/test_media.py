@@ -16,6 +16,7 @@ import pytest
 from connector import config as config_mod
 from connector.config import MediaConfig, S3StoreConfig, Secret
 from connector.media import (
+    DeferredPuts,
     FilesystemMediaStore,
     MediaStoreError,
     S3MediaStore,
@@ -353,3 +354,13 @@ def test_media_get_writes_the_object_binary_safe(
     assert out.read_bytes() == JPEG
     assert cli.main(["media", "get", "file:///etc/hostname", "--config", str(config)]) == 1
     assert b"not in the media store" in capfdbinary.readouterr().err
+
+
+def test_deferred_puts_name_at_once_and_write_only_when_put(store: FilesystemMediaStore) -> None:
+    puts = DeferredPuts(store)
+    media = puts.store(JPEG, "image/jpeg", "a.jpg")
+    assert media == store.named(JPEG, "image/jpeg", "a.jpg")[1]
+    assert not _path(store).exists()
+    puts.put_all()
+    assert _path(store).read_bytes() == JPEG
+    assert store.load(media.uri) == JPEG

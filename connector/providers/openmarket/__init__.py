@@ -18,6 +18,7 @@ from connector.providers.contract import (
     Reply,
     Sample,
     TranslateContext,
+    media_store_failed,
 )
 from connector.providers.fields import (
     event_id,
@@ -236,8 +237,7 @@ def _store(
     try:
         stored = ctx.media_store.store(part.content, part.media_type, name)
     except OSError as exc:
-        # Ours, not the provider's: a 503 makes OpenMarket retry once the disk is back.
-        raise Refusal("media_store_failed", f"storing a part failed: {exc}", status=503) from None
+        raise media_store_failed(exc) from None
     return replace(stored, status="stored")
 
 
