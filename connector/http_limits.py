@@ -6,15 +6,17 @@ RSS), keeps a connection whose head never completes open for ever (slowloris), a
 connection. Each refusal is one short reply with connection: close, one log line without any
 header value, and `mms_http_refused_total{reason}`.
 
-It also writes each response in one write (`_OneWritePerResponse`).
+It also hands the app a request body in one message (`BODY_BATCH_BYTES`) and writes each
+response in one write (`_OneWritePerResponse`).
 
 uvicorn internals relied on (0.54, `HttpToolsProtocol`): the parser callbacks it implements
 (on_header, on_headers_complete, on_body, on_message_complete), data_received feeding the parser,
+on_body appending to the cycle's body and waking the app (as on_message_complete does),
 on_response_complete called once per answered request, on_headers_complete handing
 `self.transport` to the request's RequestResponseCycle (and using it for nothing else), the
 cycle writing a response's head and then its body, and the attributes transport, client, loop,
 connections (the server-wide set of open connections) and cycle (the latest request's
-RequestResponseCycle, with response_complete).
+RequestResponseCycle, with body and response_complete).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from connector.app import RETRY_AFTER_SECONDS
 
 log = logging.getLogger("connector.http")
 
+# A request body up to this size reaches the app in one message. uvicorn hands over what came
+# with each read and pauses reading past 64 KiB until the app takes it: a 300 KB multipart
+# body took 5-10 wake-ups of the app (each a loop iteration, a task step, a copy of the bytes
+# so far). Bounded per connection; the app's own limits and read timeout apply as before.
+BODY_BATCH_BYTES = 1024 * 1024
 # Enough of a header name to tell which one was repeated; values are never logged.
 _LOGGED_NAME_CHARS = 40
 
@@ -171,8 +178,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport = transport
 
     def on_body(self, body: bytes) -> None:
-        if not self._refused:
+        if self._refused:
+            return
+        cycle = self.cycle
+        if (
+            cycle.response_complete
+            or len(cycle.body) + len(body) > BODY_BATCH_BYTES
+            or (self.parser.should_upgrade() and self._should_upgrade())
+        ):
             super().on_body(body)
+            return
+        # Held for the app with the rest, which on_message_complete hands over (or a later
+        # chunk past BODY_BATCH_BYTES): the app reading the body wakes once, not per read.
+        cycle.body += body
 
     def on_message_complete(self) -> None:
         if self._refused:

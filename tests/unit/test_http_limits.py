@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from connector.http_limits import HttpLimits, protocol_class
+from connector.http_limits import BODY_BATCH_BYTES, HttpLimits, protocol_class
 
 LIMITS = HttpLimits(
     max_header_bytes=8192, max_header_count=100, header_read_timeout=5, max_connections=10
@@ -51,12 +52,19 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def exchange(request: bytes) -> Recorder:
-    config = uvicorn.Config(app, http=protocol_class(LIMITS), lifespan="off", log_config=None)
+    return await exchange_chunks([request], app)
+
+
+async def exchange_chunks(chunks: list[bytes], asgi: ASGIApp) -> Recorder:
+    """`chunks` as separate reads, the app's task running between them."""
+    config = uvicorn.Config(asgi, http=protocol_class(LIMITS), lifespan="off", log_config=None)
     config.load()
     protocol = config.http_protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
     transport = Recorder()
     protocol.connection_made(transport)
-    protocol.data_received(request)
+    for chunk in chunks:
+        protocol.data_received(chunk)
+        await asyncio.sleep(0)
     for _ in range(20):  # the request's task runs on the loop
         await asyncio.sleep(0)
     return transport
@@ -83,3 +91,26 @@ def test_a_100_continue_goes_out_before_the_body_is_read(close: bool) -> None:
     assert transport.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
     assert transport.writes[1].startswith(b"HTTP/1.1 200 OK") and len(transport.writes) == 2
     assert transport.closed is close
+
+
+async def reading_app(scope: Scope, receive: Receive, send: Send) -> None:
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(len(message.get("body", b"")))
+        if not message.get("more_body"):
+            break
+    body = orjson.dumps(messages)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize("size", [300_000, BODY_BATCH_BYTES])
+def test_a_body_reaches_the_app_in_one_message_up_to_the_batch_size(size: int) -> None:
+    # Arriving in 64 KiB reads, it woke the app once per read.
+    head = b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % size
+    body = b"x" * size
+    chunks = [head] + [body[i : i + 65536] for i in range(0, size, 65536)]
+    transport = asyncio.run(exchange_chunks(chunks, reading_app))
+    assert orjson.loads(transport.writes[0].rsplit(b"\r\n", 1)[-1]) == [size]
