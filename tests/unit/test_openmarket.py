@@ -11,10 +11,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from connector.providers import PROVIDERS
 from connector.providers.contract import Refusal, Reply
-from connector.providers.openmarket import NAME, PROVIDER
+from connector.providers.openmarket import NAME, PROVIDER, mime
 from connector.record import event_id
 from tests import harness
 from tests.harness import ABSENT, Case, including, stored
@@ -634,3 +636,17 @@ def test_module_shape() -> None:
     assert PROVIDER.name == NAME == "openmarket"
     assert PROVIDERS[NAME] is PROVIDER
     assert PROVIDER.translate.__module__ == "connector.providers.openmarket"
+
+
+@given(
+    body=st.lists(st.sampled_from([b"-", b"--b1", b"\n", b"\r\n", b"x", b"--b1--", b"-b"])).map(
+        b"".join
+    ),
+    start=st.integers(0, 40),
+)
+@example(body=b"-" * 100 + b"\n--b1", start=0)  # past the dashes tried one by one
+def test_a_delimiter_line_is_found_where_the_whole_pattern_is(body: bytes, start: int) -> None:
+    # Found by its first dash, then checked (mime._line_start): the same line as a search for
+    # a line break followed by the marker, however many dashes come first.
+    at = body.find(b"\n--b1", start)
+    assert mime._line_start(body, b"--b1", start) == (at if at == -1 else at + 1)
