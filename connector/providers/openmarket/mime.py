@@ -104,7 +104,7 @@ def read_parts(body: bytes, boundary: bytes, limits: PartLimits) -> list[Part]:
             at = _line_start(body, marker, at + 1)
             continue
         if start is not None:
-            parts.append(_part(body[start : _content_end(body, start, at)], limits))
+            parts.append(_part(body, start, _content_end(body, start, at), limits))
         if match.group(1):
             start = None
             break
@@ -115,7 +115,7 @@ def read_parts(body: bytes, boundary: bytes, limits: PartLimits) -> list[Part]:
     if start is not None:
         # No closing delimiter: the last part ends with the body (and its last line break).
         end = len(body) - (2 if body.endswith(b"\r\n") else 1 if body.endswith(b"\n") else 0)
-        parts.append(_part(body[start : max(start, end)], limits))
+        parts.append(_part(body, start, max(start, end), limits))
     if not parts:
         raise Refusal("no_parts", "no body part delimited by the Content-Type boundary")
     return parts
@@ -152,8 +152,10 @@ def _content_end(body: bytes, start: int, delimiter_at: int) -> int:
     return max(start, end)
 
 
-def _part(raw: bytes, limits: PartLimits) -> Part:
-    headers, payload = _headers(raw)
+def _part(body: bytes, start: int, end: int, limits: PartLimits) -> Part:
+    """The part in body[start:end], read in place: its content is the one copy made."""
+    headers, content_at = _headers(body, start, end)
+    payload = body[content_at:end]
     media_type, params = options(headers["content-type"]) if "content-type" in headers else ("", {})
     content = _decode(payload, headers.get("content-transfer-encoding"), media_type, params)
     if len(content) > limits.max_part_bytes:
@@ -163,20 +165,21 @@ def _part(raw: bytes, limits: PartLimits) -> Part:
     return Part(headers, media_type or None, params, content)
 
 
-def _headers(raw: bytes) -> tuple[dict[str, str], bytes]:
+def _headers(body: bytes, start: int, end: int) -> tuple[dict[str, str], int]:
+    """The headers of the part in body[start:end], and where its content starts."""
     lines: list[tuple[int, str | None, str]] = []  # (offset, name or None if folded, value)
-    pos = 0
+    pos = start
     for _ in range(MAX_HEADER_LINES):
-        if pos >= len(raw):
+        if pos >= end:
             break
-        eol = raw.find(b"\n", pos)
-        after = len(raw) if eol == -1 else eol + 1
+        eol = body.find(b"\n", pos, end)
+        after = end if eol == -1 else eol + 1
         if after - pos > MAX_HEADER_LINE_BYTES:
             break
-        line = raw[pos:after].rstrip(b"\r\n")
+        line = body[pos:after].rstrip(b"\r\n")
         if not line.strip(b" \t"):
             # The standard form: every line before the blank line is a header.
-            return _named(lines), raw[after:]
+            return _named(lines), after
         if line[:1] in (b" ", b"\t"):
             lines.append((pos, None, line.strip(b" \t").decode("latin-1")))
         elif match := _HEADER.fullmatch(line):
@@ -191,8 +194,8 @@ def _headers(raw: bytes) -> tuple[dict[str, str], bytes]:
     count = 0
     while count < len(lines) and (lines[count][1] or "").startswith("content-"):
         count += 1
-    body_at = lines[count][0] if count < len(lines) else pos
-    return _named(lines[:count]), raw[body_at:]
+    content_at = lines[count][0] if count < len(lines) else pos
+    return _named(lines[:count]), content_at
 
 
 def _named(lines: list[tuple[int, str | None, str]]) -> dict[str, str]:
