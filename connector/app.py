@@ -84,31 +84,22 @@ class Runtime:
     delivery: Delivery | None = None  # set once start-up has connected everything
     in_flight: int = 0
     loop_lag: LoopLag = dataclasses.field(default_factory=LoopLag)
-    # Translation off the loop (large bodies, remote media stores) gets threads of its own: on
-    # the loop's default executor (6 threads here) puts to a hung S3 queued every callback and
-    # /readyz behind them for 12 s.
-    workers: ThreadPoolExecutor = dataclasses.field(default_factory=lambda: _translators(False))
-
-
-def _translators(remote_store: bool) -> ThreadPoolExecutor:
-    """Enough threads for puts waiting on the network (a remote store); for a local one, a few:
-    its work is CPU, and more threads only take turns at the GIL (32 threads: futex calls were
-    9 % of a multipart callback's CPU; 2.70 -> 2.47 ms per callback with 2, best of five)."""
-    return ThreadPoolExecutor(32 if remote_store else 4, thread_name_prefix="translate")
+    # Translation off the loop (large bodies, remote media stores) and a local store's writes
+    # get threads of their own: on the loop's default executor (6 threads here) puts to a hung
+    # S3 queued every callback and /readyz behind them for 12 s. Sized for callbacks waiting
+    # on the store (network puts, fsyncs: with 4 threads, multipart MOs waited for one, the
+    # connector disk-bound at 0.58 cores), not for CPU.
+    workers: ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="translate")
+    )
 
 
 def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlette:
     env = os.environ if env is None else env
-    callback_routes = pipeline.routes(config, env)
-    runtime = Runtime(
-        config,
-        env,
-        Window(config.dedupe.window_seconds, config.dedupe.max_entries),
-        workers=_translators(any(r.store.remote for r in callback_routes)),
-    )
+    runtime = Runtime(config, env, Window(config.dedupe.window_seconds, config.dedupe.max_entries))
     if config.dedupe.shared is not None:
         runtime.claims = SharedClaims.connect(config.dedupe.shared, env)
-    handlers = [CallbackHandler(route, runtime) for route in callback_routes]
+    handlers = [CallbackHandler(route, runtime) for route in pipeline.routes(config, env)]
 
     for warning in config.warnings():
         log.warning("config: %s", warning)
