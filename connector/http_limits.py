@@ -107,6 +107,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._heads_completed = 0
+        self._held: list[bytes] = []  # body chunks not handed to the app yet (on_body)
+        self._held_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._responses = _OneWritePerResponse(self.transport)
         if len(self.connections) > self.limits.max_connections:
@@ -181,22 +183,38 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         cycle = self.cycle
-        if (
-            cycle.response_complete
-            or len(cycle.body) + len(body) > BODY_BATCH_BYTES
-            or (self.parser.should_upgrade() and self._should_upgrade())
-        ):
+        if cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
             super().on_body(body)
             return
         # Held for the app with the rest, which on_message_complete hands over (or a later
         # chunk past BODY_BATCH_BYTES): the app reading the body wakes once, not per read.
-        cycle.body += body
+        self._held.append(body)
+        self._held_bytes += len(body)
+        if self._held_bytes > BODY_BATCH_BYTES:
+            self._hand_over()
+            super().on_body(b"")  # wakes the app; uvicorn's flow control pauses reading
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
+        self._hand_over()
         self._in_head, self._head_bytes, self._header_count = True, 0, 0
         super().on_message_complete()
+
+    def _hand_over(self) -> None:
+        """The body held so far, into the request's cycle in one piece. As bytes when it is the
+        first: uvicorn's receive then hands it to the app as it is, where it copied the
+        bytearray it appends to (each a copy of a multipart body: 3 % of its CPU)."""
+        if not self._held:
+            return
+        held = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+        self._held, self._held_bytes = [], 0
+        cycle = self.cycle
+        if cycle.body:
+            cycle.body += held
+        else:
+            # uvicorn declares a bytearray; it only appends to it and passes it to bytes().
+            cycle.body = cast(bytearray, held)
 
     def on_response_complete(self) -> None:
         self._responses.flush()  # a response without a body write (HEAD, 304)

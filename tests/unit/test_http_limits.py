@@ -114,3 +114,13 @@ def test_a_body_reaches_the_app_in_one_message_up_to_the_batch_size(size: int) -
     chunks = [head] + [body[i : i + 65536] for i in range(0, size, 65536)]
     transport = asyncio.run(exchange_chunks(chunks, reading_app))
     assert orjson.loads(transport.writes[0].rsplit(b"\r\n", 1)[-1]) == [size]
+
+
+def test_a_body_past_the_batch_size_reaches_the_app_whole() -> None:
+    size = BODY_BATCH_BYTES * 2 + 12345
+    head = b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % size
+    body = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    chunks = [head] + [body[i : i + 65536] for i in range(0, size, 65536)]
+    transport = asyncio.run(exchange_chunks(chunks, app))
+    (written,) = transport.writes
+    assert written.endswith(b"\r\n\r\ngot " + body)
