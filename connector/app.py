@@ -203,7 +203,7 @@ class CallbackHandler:
             or runtime.loop_lag.seconds * 1000 > server.max_loop_lag_ms
         ):
             # Shed load before reading the body: past saturation a quick 503 beats a queue.
-            metrics.CALLBACKS.labels(name, "overloaded").inc()
+            metrics.callbacks(name, "overloaded").inc()
             await _send(
                 send, _unavailable("overloaded", "too many callbacks in flight; retry later")
             )
@@ -342,11 +342,11 @@ async def _publish(
     for event_id in delivered.conflicting:
         _conflicting_repeat(route, event_id, outcome)
     for e in delivered.produced:
-        metrics.RECORDS.labels(e.topic).inc()
+        metrics.records(e.topic).inc()
     duplicates = len(encoded) - len(delivered.produced)
     if duplicates:
         metrics.DUPLICATES.labels(route.name).inc(duplicates)
-    metrics.PRODUCE_LATENCY.labels(route.name).observe(time.perf_counter() - outcome.started)
+    metrics.produce_latency(route.name).observe(time.perf_counter() - outcome.started)
     outcome.log(
         "published" if delivered.produced else "duplicate", event_ids=ids, duplicates=duplicates
     )
@@ -424,7 +424,7 @@ class _Outcome:
     started: float
 
     def log(self, outcome: str, level: int = logging.INFO, **fields: object) -> None:
-        metrics.CALLBACKS.labels(self.provider, outcome).inc()
+        metrics.callbacks(self.provider, outcome).inc()
         latency_ms = round((time.perf_counter() - self.started) * 1000, 2)
         log.log(
             level,
