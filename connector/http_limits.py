@@ -31,7 +31,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from connector import metrics
-from connector.app import RETRY_AFTER_SECONDS
+from connector.app import BODY_RECEIVED, RETRY_AFTER_SECONDS
 
 log = logging.getLogger("connector.http")
 
@@ -198,6 +198,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._hand_over()
+        self.cycle.scope.setdefault("extensions", {})[BODY_RECEIVED] = {}
         self._in_head, self._head_bytes, self._header_count = True, 0, 0
         super().on_message_complete()
 

@@ -12,6 +12,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.server import ServerState
 
+from connector.app import BODY_RECEIVED
 from connector.http_limits import BODY_BATCH_BYTES, HttpLimits, protocol_class
 
 LIMITS = HttpLimits(
@@ -127,3 +128,19 @@ def test_a_body_past_the_batch_size_reaches_the_app_whole() -> None:
     transport = asyncio.run(exchange_chunks(chunks, reading_app))
     answer = orjson.loads(transport.writes[0].rsplit(b"\r\n", 1)[-1])
     assert (sum(answer["sizes"]), answer["sha256"]) == (size, hashlib.sha256(body).hexdigest())
+
+
+async def extension_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers whether the body was all there when it started, by the scope's extension."""
+    body = b"yes" if BODY_RECEIVED in scope.get("extensions", {}) else b"no"
+    await receive()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize(("chunks", "answer"), [([POST], b"yes"), ([POST[:-2], b"hi"], b"no")])
+def test_the_app_is_told_when_the_body_is_all_there(chunks: list[bytes], answer: bytes) -> None:
+    # Then it reads the body without arming a read timeout; a body still arriving is timed.
+    transport = asyncio.run(exchange_chunks(chunks, extension_app))
+    assert transport.writes[0].endswith(b"\r\n\r\n" + answer)
