@@ -9,6 +9,12 @@ from typing import Any
 from bench.options import Options
 from bench.report import Run
 
+# Issue 14's floors: callbacks per CPU-second against the peer in the same run (JSON), XML
+# against JSON, and multipart against the 349 per CPU-second it started from.
+PEER_FLOOR = 0.6
+XML_OF_JSON = 0.8
+MULTIPART_PER_CORE = 1050
+
 
 def check(run: Run, what: str, ok: bool | None, detail: str) -> None:
     run.checks.append({"target": what, "met": ok, "measured": detail})
@@ -152,14 +158,34 @@ def check_mix(run: Run, mix: str, opts: Options) -> None:
     checks_for_mix(run, mix, primary, opts)
     compare_stores(run, mix, opts.media_stores, workers)
     compare_workers(run, mix, first, opts.workers)
-    peer_sat, ours = saturation(run, "peer", mix), saturation(run, "connector", mix)
-    if peer_sat and ours and peer_sat["acked_per_core_s"] and ours["acked_per_core_s"]:
+    ours = saturation(run, "connector", mix)
+    if ours is None or not ours["acked_per_core_s"]:
+        return
+    per_core = ours["acked_per_core_s"]
+    peer_sat = saturation(run, "peer", mix)
+    if peer_sat and peer_sat["acked_per_core_s"]:
+        ratio = per_core / peer_sat["acked_per_core_s"]
         check(
             run,
-            f"{mix}: acked per core >= the peer's",
-            ours["acked_per_core_s"] >= peer_sat["acked_per_core_s"],
-            f"{ours['acked_per_core_s']} vs {peer_sat['acked_per_core_s']} "
-            "callbacks per CPU-second",
+            f"{mix}: acked per core against the peer's (>= 0.6x required; 0.75x, 1.0x beyond)",
+            ratio >= PEER_FLOOR,
+            f"{ratio:.2f}x: {per_core} vs {peer_sat['acked_per_core_s']} callbacks per CPU-second",
+        )
+    json_sat = saturation(run, "connector", "json")
+    if mix == "xml" and json_sat and json_sat["acked_per_core_s"]:
+        ratio = per_core / json_sat["acked_per_core_s"]
+        check(
+            run,
+            f"xml: acked per core >= {XML_OF_JSON}x the JSON mix's",
+            ratio >= XML_OF_JSON,
+            f"{ratio:.2f}x: {per_core} vs {json_sat['acked_per_core_s']} per CPU-second",
+        )
+    if mix == "multipart":
+        check(
+            run,
+            f"multipart: >= {MULTIPART_PER_CORE} acked per CPU-second (3x issue 14's 349)",
+            per_core >= MULTIPART_PER_CORE,
+            f"{per_core} per CPU-second ({per_core / 349:.2f}x)",
         )
 
 
