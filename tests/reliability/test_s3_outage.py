@@ -318,9 +318,13 @@ def test_receiver_answers_503_while_s3_is_down_and_stores_every_part_once_it_is_
         f"{len(records)} records, {doubled} duplicates"
     )
 
-    # The outage was real, and while S3 was down no MO was acknowledged ...
+    # The outage was real, and while S3 was down no MO was acknowledged: each answer a 503
+    # saying the store failed, or that load was shed (a CPU-starved box lags the event loop
+    # past max_loop_lag_ms: 52 of 492 answers once in CI) ...
     assert len(while_down) >= RATE, "few requests while S3 was down"
-    assert {(a.status, a.error) for a in while_down} == {(503, "media_store_failed")}
+    down = Counter((a.status, a.error) for a in while_down)
+    assert (503, "media_store_failed") in down
+    assert set(down) <= {(503, "media_store_failed"), (503, "overloaded")}, down
     # ... and every refusal was a 503 saying why: the store failed, or (the worker threads busy
     # with puts to a server that is not there) load was shed. An attempt without an answer is
     # one OpenMarket gave up waiting for, or a connection closed under it: posted again. How
