@@ -177,7 +177,9 @@ pid_of() { # prints the PID if the recorded process still runs our binary
   [[ -f "$f" ]] || return 1
   pid="$(cat "$f")"
   [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "^$BIN/$1 " || return 1
+  # Just started, it may still be setsid about to exec the binary (seen once on a loaded box:
+  # the API server taken for exited, and stopped, before it had run).
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "^(setsid )?$BIN/$1 " || return 1
   printf '%s\n' "$pid"
 }
 
