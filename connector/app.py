@@ -301,21 +301,20 @@ async def _translated(
     """`pipeline.translate`, on the loop or on a worker thread (see OFFLOAD_BYTES), within
     `deadline`."""
     loop, size = asyncio.get_running_loop(), len(callback.body)
-    store = route.store
-    if route.provider.stores_media and isinstance(store, FilesystemMediaStore):
-        if size <= MEDIA_ON_LOOP_BYTES:
-            puts = DeferredPuts(store)
-            encoded = pipeline.translate(route, callback, puts)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await loop.run_in_executor(workers, puts.put_all)
-            except OSError as exc:
-                raise media_store_failed(exc) from None
-            return encoded
-    elif size <= OFFLOAD_BYTES and not route.provider.stores_media:
-        return pipeline.translate(route, callback)
-    async with asyncio.timeout_at(deadline):
-        return await loop.run_in_executor(workers, pipeline.translate, route, callback)
+    media, store = route.provider.stores_media, route.store
+    if media and isinstance(store, FilesystemMediaStore) and size <= MEDIA_ON_LOOP_BYTES:
+        puts = DeferredPuts(store)
+        encoded = pipeline.translate(route, callback, puts)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await loop.run_in_executor(workers, puts.put_all)
+        except OSError as exc:
+            raise media_store_failed(exc) from None
+        return encoded
+    if media or size > OFFLOAD_BYTES:  # puts over the network, or a large body
+        async with asyncio.timeout_at(deadline):
+            return await loop.run_in_executor(workers, pipeline.translate, route, callback)
+    return pipeline.translate(route, callback)
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
