@@ -50,7 +50,11 @@ def test_duplicate_storm_across_a_restart(
     topic: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config = make_config({"bandwidth-v2": {"enabled": True, "topic": topic}})
+    # Not shed for a late event loop: a stall of a loaded box (once in CI: 33 of 90 copies
+    # answered 503 overloaded) is not what this test is about.
+    config = make_config(
+        {"bandwidth-v2": {"enabled": True, "topic": topic}}, server={"max_loop_lag_ms": 60_000}
+    )
     body = unique_delivered_and_failed()
     expected = bandwidth_event_ids(body)
     assert len(set(expected)) == 2
