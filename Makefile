@@ -15,9 +15,10 @@ dev: $(VENV)/.installed
 	$(VENV)/bin/mms-connector dev
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check connector tests
-	$(VENV)/bin/ruff format --check connector tests
+	$(VENV)/bin/ruff check connector tests examples
+	$(VENV)/bin/ruff format --check connector tests examples
 	$(VENV)/bin/mypy -p connector
+	MYPYPATH=examples/provider-plugin $(VENV)/bin/mypy -p mms_acme
 
 test: lint
 	$(PY) -m pytest

@@ -191,8 +191,9 @@ class CallbackHandler:
         self.route = route
         # Secrets are read here, when the app is built: a missing one stops start-up.
         self.auth = auth.Authenticator(
-            route.settings.auth, runtime.env, f"providers.{route.name}.auth"
-        )
+            route.settings.auth, runtime.env, f"providers.{route.name}.auth",
+            route.provider.signature,
+        )  # fmt: skip
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -243,15 +244,13 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
     headers = _headers(scope["headers"])
     outcome = _Outcome(route.name, headers.get("x-request-id", "")[:MAX_REQUEST_ID_CHARS], started)
     client = scope.get("client")
+    request = auth.Request(
+        headers, client[0] if client else None, scope["path_params"].get("token")
+    )
     try:
-        handler.auth.check(
-            auth.Request(headers, client[0] if client else None, scope["path_params"].get("token"))
-        )
+        handler.auth.check(request)
     except Refusal as refusal:
-        # Nothing published, nothing dead-lettered: an unauthenticated body is not ours to keep.
-        outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
-        extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if refusal.status == 401 else {}
-        return _refusal_json(refusal, extra)
+        return _unauthorized(refusal, outcome)
     delivery = runtime.delivery
     if delivery is None:
         # Only an app served without its lifespan gets here (uvicorn serves after start-up).
@@ -275,6 +274,12 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
         outcome.log("refused", logging.WARNING, error="body_timeout")
         return _refusal_json(Refusal("body_timeout", "request body not received", 408))
 
+    if handler.auth.verifies_signature:
+        try:
+            query = scope.get("query_string", b"").decode("latin-1")
+            handler.auth.verify_signature(request, body, query, time.time())
+        except Refusal as refusal:
+            return _unauthorized(refusal, outcome)
     callback = Callback(body, headers, received_at, content_type)
     loop = asyncio.get_running_loop()
     # One deadline for translating (media puts included) and publishing: the provider stops
@@ -293,6 +298,14 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
             return _unavailable(refusal.code, refusal.detail)
         return await _dead_letter(route, callback, refusal, runtime, delivery, outcome)
     return await _publish(route, encoded, delivery, outcome, deadline)
+
+
+def _unauthorized(refusal: Refusal, outcome: _Outcome) -> Reply:
+    # Nothing published, nothing dead-lettered: an unauthenticated body is not ours to keep.
+    outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
+    basic = refusal.code == "unauthorized" and refusal.status == 401
+    extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if basic else {}
+    return _refusal_json(refusal, extra)
 
 
 async def _translated(

@@ -1,4 +1,5 @@
-"""Per-provider authentication: HTTP Basic, a shared token (header or path), a source-IP allowlist.
+"""Per-provider authentication: HTTP Basic, a shared token (header or path), a source-IP allowlist,
+and the provider's own request signature (connector/providers/signatures.py).
 
 Secrets are resolved once when the app is built; every comparison is constant-time; a failure
 says what failed but never echoes what was sent.
@@ -13,8 +14,9 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from connector.config import AuthConfig
+from connector.config import AuthConfig, ConfigError
 from connector.providers.contract import Refusal
+from connector.providers.signatures import Signature, Signed
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,7 +31,13 @@ class Request:
 
 
 class Authenticator:
-    def __init__(self, config: AuthConfig, env: Mapping[str, str], key: str) -> None:
+    def __init__(
+        self,
+        config: AuthConfig,
+        env: Mapping[str, str],
+        key: str,
+        signature: Signature | None = None,
+    ) -> None:
         self._basic: bytes | None = None
         if config.basic:
             password = config.basic.password.resolve(dict(env), f"{key}.basic.password")
@@ -41,6 +49,19 @@ class Authenticator:
             self._token_header = config.token.header.lower() if config.token.header else None
         self._allow: list[Network] = list(config.allow_cidrs)
         self._proxies: list[Network] = list(config.trusted_proxies)
+        self._signature: Signature | None = None
+        self._signature_keys: list[bytes] = []
+        self._signed_url, self._max_age = "", 0.0
+        if config.signature is not None and signature is not None:
+            self._signature = signature
+            for i, secret in enumerate(config.signature.keys):
+                where = f"{key}.signature.keys.{i}"
+                try:
+                    self._signature_keys.append(signature.key(secret.resolve(dict(env), where)))
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
+            self._signed_url = config.signature.url or ""
+            self._max_age = config.signature.max_age_seconds
 
     @property
     def token_in_path(self) -> bool:
@@ -65,6 +86,23 @@ class Authenticator:
             raw = _bytes(sent, "latin-1" if self._token_header else "utf-8")
             if not _same(self._token, raw):
                 raise Refusal("unauthorized", "callback token missing or wrong", 401)
+
+    @property
+    def verifies_signature(self) -> bool:
+        return self._signature is not None
+
+    def verify_signature(self, request: Request, body: bytes, query: str, now: float) -> None:
+        """Raise a 401/403 `Refusal` unless the body is signed with a configured key (when
+        the provider signs and keys are configured); `query` is the raw query string sent."""
+        if self._signature is None:
+            return
+        url = self._signed_url
+        if url and self.token_in_path and request.path_token:
+            url += "/" + request.path_token
+        if url and query:
+            url += "?" + query
+        signed = Signed(url, request.headers, body, now)
+        self._signature.verify(signed, self._signature_keys, self._max_age)
 
     def client_ip(self, request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         """The peer, or, behind trusted proxies, the nearest X-Forwarded-For hop not a proxy.

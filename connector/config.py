@@ -25,10 +25,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 from connector.providers import PROVIDERS
 from connector.providers.contract import Limits, OptionsT
+from connector.providers.signatures import Signature
 
 
 def _kafka_topic(v: str) -> str:
@@ -224,9 +224,29 @@ class TokenAuthConfig(Strict):
         return self
 
 
+class SignatureConfig(Strict):
+    """Keys for the provider's own request signature (its `Provider.signature` mechanism)."""
+
+    # The signing secrets (Telnyx: its public keys): two while one replaces the other.
+    keys: list[Secret] = Field(min_length=1, max_length=4)
+    # The URL the provider was given for this route, as it posts to it (behind a proxy, the
+    # public one; the query sent is appended): required for providers that sign the URL.
+    url: str | None = None
+    # How far from now a signed timestamp may be (providers that sign one).
+    max_age_seconds: float = Field(300.0, gt=0, le=86_400)
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_url(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith(("https://", "http://")) or "?" in v or "#" in v):
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return v
+
+
 class AuthConfig(Strict):
     basic: BasicAuthConfig | None = None
     token: TokenAuthConfig | None = None
+    signature: SignatureConfig | None = None
     allow_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
     # X-Forwarded-For is believed only when the direct peer is one of these proxies.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
@@ -236,15 +256,18 @@ class AuthConfig(Strict):
 
     @property
     def open_to_anyone(self) -> bool:
-        return not (self.basic or self.token or self.allow_cidrs)
+        return not (self.basic or self.token or self.allow_cidrs or self.signature)
 
 
 class MediaFetchConfig(Strict):
     """How the mirror fetches one provider's hosted media (connector/fetch.py)."""
 
-    # Basic auth (Bandwidth: the account's API user), sent only to the URL's own origin.
+    # Basic auth (Bandwidth: the account's API user; Twilio: the account SID and auth
+    # token), sent only to the URL's own origin.
     username: str | None = None
     password: Secret | None = None
+    # Or a whole Authorization header value (Infobip: `App <API key>`), sent the same way.
+    authorization: Secret | None = None
     # Host names, or *.suffix for any subdomain; empty: any public host.
     allowed_hosts: list[str] = Field(default_factory=list)
     # Loopback and private addresses too (tests, on-prem media hosts); never the metadata ones.
@@ -271,6 +294,8 @@ class MediaFetchConfig(Strict):
     def _consistent(self) -> MediaFetchConfig:
         if (self.username is None) != (self.password is None):
             raise ValueError("set both username and password, or neither")
+        if self.username is not None and self.authorization is not None:
+            raise ValueError("set username and password, or authorization, not both")
         if self.retry_max_seconds < self.retry_initial_seconds:
             raise ValueError("retry_max_seconds must be at least retry_initial_seconds")
         return self
@@ -378,12 +403,14 @@ class Config(Strict):
         unknown = sorted(set(v) - set(PROVIDERS))
         if unknown:
             raise ValueError(f"unknown provider {unknown[0]!r}; known: {', '.join(PROVIDERS)}")
-        problems = []
+        problems: list[tuple[str, tuple[int | str, ...], str]] = []
         for name, settings in v.items():
             try:
                 settings.options(PROVIDERS[name].options)
             except ValidationError as exc:
-                problems += [(name, err) for err in exc.errors()]
+                problems += [(name, err["loc"], err["msg"]) for err in exc.errors()]
+            for key, msg in _signature_problems(PROVIDERS[name].signature, settings.auth.signature):
+                problems.append((name, ("auth", "signature", key), msg))
         if problems:
             raise ProviderOptionsError(problems)
         return v
@@ -394,10 +421,16 @@ class Config(Strict):
     def warnings(self) -> list[str]:
         """What is allowed but probably not meant: said by check-config and at start-up."""
         found = [
-            f"providers.{name}.auth: no basic, token or allow_cidrs: anyone can post callbacks "
-            "(set auth.unauthenticated: true to say so)"
+            f"providers.{name}.auth: no basic, token, signature or allow_cidrs: anyone can post "
+            "callbacks (set auth.unauthenticated: true to say so)"
             for name, p in self.enabled().items()
             if p.auth.open_to_anyone and not p.auth.unauthenticated
+        ]
+        found += [
+            f"providers.{name}.auth.signature is not set: {name} signs its callbacks, and "
+            "without its keys a forged callback is not told apart"
+            for name, p in self.enabled().items()
+            if PROVIDERS[name].signature is not None and p.auth.signature is None
         ]
         if self.server.workers > 1 and self.dedupe.shared is None:
             found.append(
@@ -410,6 +443,18 @@ class Config(Strict):
         return self.providers[name].path or f"/callbacks/{name}"
 
 
+def _signature_problems(
+    mechanism: Signature | None, settings: SignatureConfig | None
+) -> list[tuple[str, str]]:
+    if settings is None:
+        return []
+    if mechanism is None:
+        return [("keys", "this provider does not sign its callbacks")]
+    if mechanism.signs_url and settings.url is None:
+        return [("url", "required: this provider signs the URL it posts to")]
+    return []
+
+
 class ConfigError(Exception):
     """A config that cannot be used; the message names each bad key."""
 
@@ -417,10 +462,10 @@ class ConfigError(Exception):
 class ProviderOptionsError(ValueError):
     """Keys of `providers.<name>` that provider's own options model refused."""
 
-    def __init__(self, problems: list[tuple[str, ErrorDetails]]) -> None:
+    def __init__(self, problems: list[tuple[str, tuple[int | str, ...], str]]) -> None:
         self.lines = [
-            (f"providers.{name}." + ".".join(str(part) for part in err["loc"]), err["msg"])
-            for name, err in problems
+            (f"providers.{name}." + ".".join(str(part) for part in loc), msg)
+            for name, loc, msg in problems
         ]
         super().__init__("; ".join(f"{key}: {msg}" for key, msg in self.lines))
 

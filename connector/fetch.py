@@ -36,7 +36,7 @@ import ipaddress
 import mimetypes
 import re
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,8 @@ CONNECTION_ERROR = "connection_error"
 TOO_LARGE = "too_large"
 TOO_MANY_REDIRECTS = "too_many_redirects"
 BAD_REDIRECT = "bad_redirect"
+# The content is not what the provider's callback announced (its size or SHA-256).
+CONTENT_MISMATCH = "content_mismatch"
 
 # Cloud metadata services: AWS/GCP/Azure/OpenStack (in link-local, refused anyway), the AWS
 # IPv6 endpoint (inside fc00::/7, which allow_private would let through), Alibaba's (inside
@@ -91,6 +93,7 @@ class FetchPolicy:
     max_redirects: int = 3
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    authorization: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(
@@ -105,6 +108,9 @@ class FetchPolicy:
             max_redirects=settings.max_redirects,
             username=settings.username,
             password=password,
+            authorization=settings.authorization.resolve(env, f"{key}.authorization")
+            if settings.authorization
+            else None,
         )
 
 
@@ -263,11 +269,11 @@ class Fetcher:
             # Sizes are counted after decoding, but an uncompressed body is what we store.
             headers={"accept-encoding": "identity", "user-agent": "mms-connector-mirror"},
         )
-        self._auth = (
-            httpx.BasicAuth(policy.username, policy.password or "")
-            if policy.username is not None
-            else None
-        )
+        self._auth: httpx.Auth | None = None
+        if policy.username is not None:
+            self._auth = httpx.BasicAuth(policy.username, policy.password or "")
+        elif policy.authorization is not None:
+            self._auth = _HeaderAuth(policy.authorization)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -368,3 +374,15 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def _origin(url: httpx.URL) -> tuple[str, bytes, int | None]:
     return url.scheme, url.raw_host.lower(), url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+class _HeaderAuth(httpx.Auth):
+    """A fixed Authorization header (`media_fetch.authorization`, e.g. Infobip's `App <key>`),
+    sent where Basic credentials would be: to the media URL's own origin only."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._value
+        yield request

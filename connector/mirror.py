@@ -43,7 +43,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connector import media, metrics
 from connector.codec import Codec, avro_deserializer, registry_client
 from connector.config import Config, ConfigError, MediaFetchConfig
-from connector.fetch import Failed, Fetched, Fetcher, FetchPolicy
+from connector.fetch import CONTENT_MISMATCH, Failed, Fetched, Fetcher, FetchPolicy
 from connector.publisher import KafkaRecord, Publisher
 from connector.record import Media
 
@@ -79,6 +79,18 @@ def needs_mirroring(entry: Mapping[str, Any]) -> bool:
 def retry_delay(attempt: int, initial: float, maximum: float) -> float:
     """Seconds before retry number `attempt` (0 for the first): doubling, capped."""
     return float(min(maximum, initial * 2 ** min(attempt, 64)))
+
+
+def as_announced(fetched: Fetched, entry: Mapping[str, Any]) -> Fetched | Failed:
+    """`fetched`, unless it differs from the size or SHA-256 the provider's callback gave
+    (Telnyx does): a cut-off or swapped download is not stored as the message's media. Worth
+    retrying (a truncated transfer); the horizon bounds it."""
+    size, sha256 = entry.get("size"), entry.get("sha256")
+    if size is not None and size != fetched.size:
+        return Failed(CONTENT_MISMATCH, True, f"{fetched.size} bytes, the callback said {size}")
+    if sha256 and sha256.lower() != fetched.sha256:
+        return Failed(CONTENT_MISMATCH, True, "sha256 differs from the callback's")
+    return fetched
 
 
 def stored_entry(entry: Mapping[str, Any], stored: Media) -> dict[str, Any]:
@@ -452,6 +464,8 @@ class Mirror:
                 started = time.monotonic()
                 outcome = await fetcher.fetch(entry["uri"])
                 metrics.MEDIA_FETCH_LATENCY.labels(provider).observe(time.monotonic() - started)
+                if isinstance(outcome, Fetched):
+                    outcome = as_announced(outcome, entry)
                 if isinstance(outcome, Fetched):
                     stored = await self._store(outcome, entry)
                     if isinstance(stored, Media):

@@ -1,8 +1,9 @@
 """The provider contract: what a provider declares, what its parser receives, what it answers.
 
 A provider module declares one `Provider`: its name, its translate function, its own config
-options (a pydantic model), its replies and a sample callback. Everything else (routes, config
-validation, the chart, `dev`, bench) derives from that declaration.
+options (a pydantic model), its replies, how it signs callbacks and a sample callback.
+Everything else (routes, config validation, the chart, `dev`, bench) derives from that
+declaration.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from connector.record import MmsEvent
 
 if TYPE_CHECKING:
     from connector.media import MediaStore
+    from connector.providers.signatures import Signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +148,6 @@ class Provider:
     dead_lettered: Callable[[Refusal], Reply] = refused_json
     # Whether translating puts inline media into the media store (I/O inside translate).
     stores_media: bool = False
+    # How the provider signs its callbacks (connector/providers/signatures.py), if it does:
+    # the config then gives the keys (`auth.signature`), and check-config warns without them.
+    signature: Signature | None = None

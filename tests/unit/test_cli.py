@@ -124,6 +124,6 @@ def test_check_config_warns_about_providers_open_to_anyone(tmp_path: Path, capfd
     code, _, err = run(capfdbinary, "check-config", str(path))
     assert code == 0
     assert err.decode().splitlines() == [
-        f"{path}: warning: providers.sinch.auth: no basic, token or allow_cidrs: anyone can post "
-        "callbacks (set auth.unauthenticated: true to say so)"
+        f"{path}: warning: providers.sinch.auth: no basic, token, signature or allow_cidrs: "
+        "anyone can post callbacks (set auth.unauthenticated: true to say so)"
     ]

@@ -146,6 +146,18 @@ def test_credentials_never_follow_a_redirect_to_another_host(media_host) -> None
     assert (second[1], second[2]) == (f"cdn.test:{port}", None)
 
 
+def test_an_authorization_header_goes_to_the_media_origin_only(media_host) -> None:
+    # media_fetch.authorization (Infobip's `App <key>`): sent as Basic credentials are.
+    names = {"media.test": ["127.0.0.1"], "cdn.test": ["127.0.0.1"]}
+    port = media_host.port
+    url = f"http://media.test:{port}/redirect?to=http://cdn.test:{port}/status/200"
+    outcome = fetch(url, replace(LOCAL, authorization="App 003026-k3y"), names)
+    assert isinstance(outcome, Fetched)
+    first, second = media_host.seen
+    assert (first[1], first[2]) == (f"media.test:{port}", "App 003026-k3y")
+    assert (second[1], second[2]) == (f"cdn.test:{port}", None)
+
+
 def test_same_host_redirect_keeps_credentials(media_host) -> None:
     port = media_host.port
     outcome = fetch(f"http://127.0.0.1:{port}/redirect?to=/photo.jpg", WITH_AUTH)

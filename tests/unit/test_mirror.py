@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from connector.config import Config, ConfigError
+from connector.fetch import Failed, Fetched
 from connector.mirror import (
     Offsets,
+    as_announced,
     needs_mirroring,
     retry_delay,
     source_topics,
@@ -49,6 +53,25 @@ def test_retry_delay_doubles_up_to_the_cap() -> None:
         300,
     ]
     assert retry_delay(10_000, 0.5, 60) == 60  # no overflow however long it keeps failing
+
+
+def test_content_unlike_what_the_callback_announced_is_not_stored() -> None:
+    # Telnyx gives each media entry's size and SHA-256; a download unlike them is retried.
+    content = b"\xff\xd8 a picture"
+    digest = hashlib.sha256(content).hexdigest()
+    fetched = Fetched(content, "image/jpeg", digest, len(content), PROVIDER_URL)
+    plain = {"uri": PROVIDER_URL, "size": None, "sha256": None}
+    assert as_announced(fetched, plain) is fetched
+    assert (
+        as_announced(fetched, {**plain, "size": len(content), "sha256": digest.upper()}) is fetched
+    )
+    short = as_announced(fetched, {**plain, "size": len(content) + 1})
+    assert isinstance(short, Failed) and (short.reason, short.retryable) == (
+        "content_mismatch",
+        True,
+    )
+    swapped = as_announced(fetched, {**plain, "sha256": "0" * 64})
+    assert isinstance(swapped, Failed) and swapped.reason == "content_mismatch"
 
 
 def test_entries() -> None:

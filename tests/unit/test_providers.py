@@ -8,7 +8,8 @@ fails here, so a new provider brings one.
   numbers as sent kept beside them (raw.<field>);
 - the budgets (max_events, max_media, max_recipients, max_elements: config keys) are inclusive,
   and one below what a row needs refuses it with 413;
-- the table's bodies, cut and mutated, are translated or refused, never anything else.
+- the table's bodies, cut and mutated, are translated or refused, never anything else;
+- it has fuzz families (tests/fuzzing.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 from connector.providers import PROVIDERS
 from connector.providers.contract import Refusal
 from connector.record import MmsEvent
-from tests import harness
+from tests import fuzzing, harness
 from tests.harness import Case
 from tests.helpers import PAYLOADS
 
@@ -38,6 +39,11 @@ def translator(name: str, tmp_path: Path) -> harness.Translator:
 
 def accepted(name: str) -> list[Case]:
     return [case for case in harness.table(name) if case.refused is None]
+
+
+def test_every_provider_brings_fuzz_families() -> None:
+    # tests/fuzzing.py: one Target per provider, run by tests/unit/test_fuzz_<module>.py.
+    assert set(fuzzing.TARGETS) == set(PROVIDERS)
 
 
 @pytest.mark.parametrize("name", NAMES)
