@@ -327,3 +327,7 @@ def test_policy_from_config_resolves_the_password() -> None:
         ("*.bandwidth.com",),
     )
     assert PASSWORD not in repr(policy)
+    header = MediaFetchConfig.model_validate({"authorization": {"env": "IB_MEDIA_AUTH"}})
+    policy = FetchPolicy.from_config(header, {"IB_MEDIA_AUTH": "App s3cr3t"}, "x.media_fetch")
+    assert policy.authorization == "App s3cr3t"
+    assert "s3cr3t" not in repr(policy)

@@ -187,6 +187,7 @@ def test_mirror_config_keys() -> None:
         {"username": "u"},
         {"allowed_hosts": ["a*b.com"]},
         {"retry_initial_seconds": 10, "retry_max_seconds": 1},
+        {"username": "u", "password": {"env": "P"}, "authorization": {"env": "A"}},
     ):
         with pytest.raises(ValueError):
             Config.model_validate({"providers": {"sinch": {"media_fetch": bad}}})
