@@ -303,6 +303,8 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
 def _unauthorized(refusal: Refusal, outcome: _Outcome) -> Reply:
     # Nothing published, nothing dead-lettered: an unauthenticated body is not ours to keep.
     outcome.log("unauthorized", logging.WARNING, error=refusal.code, detail=refusal.detail)
+    if refusal.status >= 500:  # what makes the provider send it again, signed (Vonage)
+        return _unavailable(refusal.code, refusal.detail)
     basic = refusal.code == "unauthorized" and refusal.status == 401
     extra = {"WWW-Authenticate": 'Basic realm="mms-connector"'} if basic else {}
     return _refusal_json(refusal, extra)

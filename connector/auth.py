@@ -61,7 +61,7 @@ class Authenticator:
                 except ValueError as exc:
                     raise ConfigError(f"{where}: {exc}") from None
             self._signed_url = config.signature.url or ""
-            self._max_age = config.signature.max_age_seconds
+            self._max_age = config.signature.max_age_seconds or signature.max_age
 
     @property
     def token_in_path(self) -> bool:

@@ -232,8 +232,9 @@ class SignatureConfig(Strict):
     # The URL the provider was given for this route, as it posts to it (behind a proxy, the
     # public one; the query sent is appended): required for providers that sign the URL.
     url: str | None = None
-    # How far from now a signed timestamp may be (providers that sign one).
-    max_age_seconds: float = Field(300.0, gt=0, le=86_400)
+    # How far from now a signed timestamp may be (providers that sign one); default: the
+    # provider's (300 s for most).
+    max_age_seconds: float | None = Field(None, gt=0, le=86_400)
 
     @field_validator("url")
     @classmethod

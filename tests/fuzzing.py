@@ -836,4 +836,74 @@ OPENMARKET = Target(
     },
 )
 
-TARGETS: dict[str, Target] = {t.name: t for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH)}
+# --- Vonage ----------------------------------------------------------------------------------
+
+VONAGE_ATTACHMENTS = st.fixed_dictionaries(
+    {"url": URLS},
+    optional={
+        "type": st.sampled_from(["image", "video", "audio", "vcard", "file", "image/jpeg", ""]),
+        "caption": HOSTILE_TEXT,
+        "name": HOSTILE_TEXT,
+    },
+)
+VONAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "channel": st.sampled_from(["mms", "mms", "sms", "whatsapp", "MMS", ""]),
+    "message_uuid": HOSTILE_TEXT | COUNTS,
+    "to": NUMBERS | st.fixed_dictionaries({"type": st.just("mms"), "number": NUMBERS}),
+    "from": NUMBERS,
+    "timestamp": TIMES,
+    "client_ref": HOSTILE_TEXT | COUNTS,
+    "message_type": st.sampled_from(["text", "image", "audio", "video", "vcard", "file"])
+    | st.sampled_from(["sticker", "location", "content", "IMAGE", ""]),
+    "text": HOSTILE_TEXT,
+    "image": VONAGE_ATTACHMENTS,
+    "image.url": URLS,
+    "image.caption": HOSTILE_TEXT,
+    "image.name": HOSTILE_TEXT,
+    "audio.url": URLS,
+    "video.url": URLS,
+    "vcard.url": URLS,
+    "file.url": URLS,
+    "file.name": HOSTILE_TEXT,
+    "content": st.lists(VONAGE_ATTACHMENTS | JSON_VALUES, max_size=8),
+    "status": st.sampled_from(["submitted", "delivered", "rejected", "undeliverable", "read"])
+    | st.sampled_from(["failed", "accepted", "DELIVERED", ""]),
+    "error": JSON_VALUES,
+    "error.title": COUNTS | HOSTILE_TEXT,
+    "error.detail": HOSTILE_TEXT,
+    "error.type": URLS,
+    "usage.price": HOSTILE_TEXT | FLOATS,
+    "origin.network_code": HOSTILE_TEXT | COUNTS,
+    "destination.network_code": HOSTILE_TEXT | COUNTS,
+}
+
+
+def _vonage_content(value: Any) -> Any:
+    """budget_json's content items (URL strings) as the attachment objects Vonage sends."""
+    if isinstance(value, dict) and isinstance(value.get("content"), list):
+        value["content"] = [
+            {"type": "image", "url": item} if isinstance(item, str) else item
+            for item in value["content"]
+        ]
+    return value
+
+
+_VONAGE_JSON = json_seeds("vonage")
+VONAGE = Target(
+    "vonage",
+    {
+        "bytes": byte_samples(
+            file_seeds("vonage", {".json": "application/json"}), JSON_CONTENT_TYPES
+        ),
+        "fields": json_samples(mutated_json(_VONAGE_JSON, VONAGE_FIELDS)),
+        "budgets": json_samples(
+            budget_json(
+                _VONAGE_JSON, {"content": (LIMITS.max_media, MEDIA_ITEM)}, events=False
+            ).map(_vonage_content)
+        ),
+    },
+)
+
+TARGETS: dict[str, Target] = {
+    t.name: t for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE)
+}

@@ -4,7 +4,8 @@ A provider declares one mechanism (`Provider.signature`) with its own header nam
 signs; the config gives the keys (`auth.signature.keys`: two while one replaces the other), the
 replay window and the URL the provider posts to. Every check runs on the raw bytes before
 anything is parsed, compares in constant time and tries every key, and a failure is a
-`Refusal`: 401 when there is no signature, 403 when there is one and it does not verify.
+`Refusal`: 401 when there is no signature (or what the provider needs to send it again
+signed), 403 when there is one and it does not verify.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class Signature(Protocol):
     def signs_time(self) -> bool:
         """Whether the provider signs a timestamp, so a replay window applies."""
 
+    @property
+    def max_age(self) -> float:
+        """The replay window, in seconds, when the config sets none."""
+
     def key(self, text: str) -> bytes:
         """A configured key as the mechanism uses it; ValueError says why one cannot be."""
 
@@ -57,10 +62,10 @@ class Signature(Protocol):
         """Return if one of `keys` verifies `request`; else raise a 401/403 `Refusal`."""
 
 
-def _header(request: Signed, name: str) -> str:
+def _header(request: Signed, name: str, unsigned_status: int = 401) -> str:
     value = request.headers.get(name, "").strip()
     if not value:
-        raise Refusal("signature_missing", f"the {name} header is missing", 401)
+        raise Refusal("signature_missing", f"the {name} header is missing", unsigned_status)
     if len(value) > MAX_SIGNATURE_CHARS:
         raise Refusal("signature_invalid", f"the {name} header is too long", 403)
     return value
@@ -111,6 +116,7 @@ class Hmac:
     # Further headers that may carry signatures of the same message made with other keys
     # (Plivo: the main account's token, beside the subaccount's).
     more_headers: tuple[str, ...] = ()
+    max_age: float = 300.0
 
     @property
     def signs_time(self) -> bool:
@@ -160,6 +166,7 @@ class Ed25519:
     timestamp_header: str
     signs_url: bool = False
     signs_time: bool = True
+    max_age: float = 300.0  # what Telnyx's SDKs accept either way
 
     def key(self, text: str) -> bytes:
         try:
@@ -199,14 +206,20 @@ class JwtBodyHash:
     claim: str = "payload_hash"
     signs_url: bool = False
     signs_time: bool = True
+    max_age: float = 300.0
+    # The answer to a callback without a token: Vonage may send one unsigned after an error
+    # of its own and sends it again, signed, when answered 5xx (a 4xx loses it).
+    unsigned_status: int = 401
 
     def key(self, text: str) -> bytes:
         return _utf8(text)
 
     def verify(self, request: Signed, keys: Sequence[bytes], max_age: float) -> None:
-        scheme, _, token = _header(request, self.header).partition(" ")
+        scheme, _, token = _header(request, self.header, self.unsigned_status).partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Refusal("signature_missing", f"{self.header} holds no bearer token", 401)
+            raise Refusal(
+                "signature_missing", f"{self.header} holds no bearer token", self.unsigned_status
+            )
         claims: dict[str, object] | None = None
         for key in keys:
             try:

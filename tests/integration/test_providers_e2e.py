@@ -45,6 +45,20 @@ CASES = [
         {"Content-Type": "application/json"},
         ("28444", "received", 2),
     ),
+    (
+        "vonage",
+        "vonage",
+        "written_inbound_mms_image_and_video.json",
+        {"Content-Type": "application/json"},
+        ("+12015550123", "received", 2),
+    ),
+    (
+        "vonage",
+        "vonage",
+        "written_status_rejected.json",
+        {"Content-Type": "application/json"},
+        ("+12015550123", "failed", 0),
+    ),
 ]
 
 
@@ -123,3 +137,25 @@ def test_an_mo_whose_parts_cannot_be_stored_is_503_and_publishes_nothing(
     (record,) = records(topic)
     for media in record.value["media"]:
         assert Path(media["uri"].removeprefix("file://")).is_file()
+
+
+def test_a_vonage_webhook_on_another_channel_is_dead_lettered_and_answered_200(
+    make_config, records, topic: str, dlq_topic: str
+) -> None:
+    config: Config = make_config({"vonage": {"enabled": True, "topic": topic}})
+    body = payload("vonage", "inbound_allfields_dotnet_sdk_fixture.json")  # channel whatsapp
+    with running(config) as base:
+        reply = httpx.post(
+            f"{base}/callbacks/vonage",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {
+        "status": "dead_lettered",
+        "error": "unsupported_channel",
+        "detail": "channel 'whatsapp': this connector takes mms only",
+    }
+    assert records(topic) == []
+    assert len(records(dlq_topic)) == 1
