@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 # Room for the record batch's own fields next to key, value and headers (librdkafka counts
 # them against message.max.bytes too).
 RECORD_OVERHEAD_BYTES = 1024
-# Attributes that may differ between retries of one event without its content differing.
-_PER_DELIVERY_ATTRIBUTES = "header."
+# Attributes that may differ between retries of one event without its content differing:
+# request headers, and the envelope of a batch (Infobip may batch a retried report anew).
+_PER_DELIVERY_ATTRIBUTES = ("header.", "batch.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -904,6 +904,110 @@ VONAGE = Target(
     },
 )
 
+# --- Infobip ---------------------------------------------------------------------------------
+
+_INFOBIP = json_seeds("infobip")
+# Every payload's results: each is mutated on its own, then batched again.
+_INFOBIP_RESULTS = Seeds(
+    [r for v in _INFOBIP if isinstance(v, dict) for r in v.get("results") or [] if r],
+    "infobip (their results)",
+)
+_INFOBIP_BATCHES = [v for v in _INFOBIP if isinstance(v, dict) and v.get("results")]
+# Infobip's own form (an offset without a colon) beside the general ones.
+INFOBIP_TIMES = TIMES | st.sampled_from(
+    ["2016-10-06T09:28:39.220+0000", "2019-11-09T16:00:00.000-0700", "2019-11-09T16:00:00+0000",
+     "2019-11-09T16:00:00.000+00", "2019-11-09T16:00:00.000+2400"]
+)  # fmt: skip
+INFOBIP_CONTENT_TYPES = st.sampled_from(
+    ["text/plain", "TEXT/PLAIN; charset=utf-8", "image/jpeg", "application/smil", "video/mp4", ""]
+) | HOSTILE_TEXT  # fmt: skip
+INFOBIP_PARTS = st.one_of(
+    st.fixed_dictionaries({"contentType": INFOBIP_CONTENT_TYPES, "value": HOSTILE_TEXT}),
+    st.fixed_dictionaries({"contentType": INFOBIP_CONTENT_TYPES, "url": URLS}),
+    JSON_VALUES,
+)
+INFOBIP_GROUP = st.fixed_dictionaries({"to": NUMBERS}) | st.fixed_dictionaries({"cc": NUMBERS})
+INFOBIP_GROUPS = st.sampled_from(
+    ["PENDING", "ACCEPTED", "DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED", "OK", "", " "]
+)
+INFOBIP_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "messageId": HOSTILE_TEXT | COUNTS,
+    "from": NUMBERS,
+    "to": NUMBERS | st.lists(NUMBERS, max_size=3),
+    "sender": NUMBERS,
+    "receivedAt": INFOBIP_TIMES,
+    "sentAt": INFOBIP_TIMES,
+    "doneAt": INFOBIP_TIMES,
+    # A list of parts, or the pull API's JSON string.
+    "message": st.lists(INFOBIP_PARTS, max_size=6) | HOSTILE_TEXT,
+    "group": st.lists(INFOBIP_GROUP | JSON_VALUES, max_size=5),
+    "text": HOSTILE_TEXT,
+    "callbackData": HOSTILE_TEXT,
+    "applicationId": HOSTILE_TEXT | COUNTS,
+    "platform.applicationId": HOSTILE_TEXT | COUNTS,
+    "pairedMessageId": HOSTILE_TEXT,
+    "userAgent": HOSTILE_TEXT,
+    "status": JSON_VALUES,
+    "status.groupName": INFOBIP_GROUPS | HOSTILE_TEXT,
+    "status.id": COUNTS | HOSTILE_TEXT,
+    "error": JSON_VALUES,
+    "error.id": COUNTS | st.sampled_from(["0", "15006", " "]) | HOSTILE_TEXT,
+    "error.description": HOSTILE_TEXT,
+    "messageCount": COUNTS,
+    "smsCount": COUNTS,
+    "mccMnc": COUNTS | HOSTILE_TEXT,
+    "price.pricePerMessage": FLOATS | BIG_INTS,
+}
+INFOBIP_ENVELOPE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "results": JSON_VALUES | st.lists(JSON_VALUES, max_size=3),
+    "messageCount": COUNTS,
+    "pendingMessageCount": COUNTS,
+    "notificationType": st.sampled_from(["CLICKED", ""]) | HOSTILE_TEXT,
+}
+
+
+@st.composite
+def infobip_budgets(draw: st.DrawFn) -> Any:
+    """A real batch whose first result's media parts or group, or whose results, or whose
+    other values, are around the budgets."""
+    value = json.loads(json.dumps(draw(st.sampled_from(_INFOBIP_BATCHES))))
+    first = value["results"][0]
+    kind = draw(st.sampled_from(["media", "recipients", "events", "elements"]))
+    if kind == "media":
+        n = draw(around(LIMITS.max_media))
+        parts = [{"contentType": "image/png", "url": f"{MEDIA_ITEM}{i}"} for i in range(n)]
+        first["message"] = parts
+    elif kind == "recipients":
+        n = draw(around(LIMITS.max_recipients))
+        first["group"] = [{"cc": f"{NUMBER_ITEM}{i:04d}"} for i in range(n)]
+    elif kind == "events":
+        n, results = draw(around(LIMITS.max_events)), value["results"]
+        value["results"] = [{**results[i % len(results)], "messageId": f"m-{i}"} for i in range(n)]
+    else:
+        extra = draw(around(LIMITS.max_elements))
+        value = padded(value, extra, draw(st.sampled_from(["containers", "items"])))
+    return value
+
+
+INFOBIP = Target(
+    "infobip",
+    {
+        "bytes": byte_samples(
+            file_seeds("infobip", {".json": "application/json", ".xml": "application/xml"}),
+            JSON_CONTENT_TYPES | st.sampled_from(["application/xml", "text/xml; charset=utf-8"]),
+        ),
+        "fields": json_samples(
+            st.builds(
+                lambda results, count: {"results": results, "messageCount": count},
+                st.lists(mutated_json(_INFOBIP_RESULTS, INFOBIP_FIELDS), min_size=1, max_size=4),
+                COUNTS,
+            )
+        ),
+        "envelope": json_samples(mutated_json(_INFOBIP, INFOBIP_ENVELOPE_FIELDS)),
+        "budgets": json_samples(infobip_budgets()),
+    },
+)
+
 TARGETS: dict[str, Target] = {
-    t.name: t for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE)
+    t.name: t for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE, INFOBIP)
 }

@@ -46,6 +46,27 @@ CASES = [
         ("28444", "received", 2),
     ),
     (
+        "infobip",
+        "infobip",
+        "openapi_inbound_mms_group.json",
+        {"Content-Type": "application/json"},
+        ("25256", "received", 1),
+    ),  # fmt: skip
+    (
+        "infobip",
+        "infobip",
+        "openapi_v2_delivery_report.json",
+        {"Content-Type": "application/json"},
+        ("+441134960000", "delivered", 0),
+    ),
+    (
+        "infobip",
+        "infobip",
+        "openapi_v1_delivery_report_deprecated.json",
+        {"Content-Type": "application/json"},
+        (None, "delivered", 0),  # two reports, each keyed by its messageId
+    ),
+    (
         "vonage",
         "vonage",
         "written_inbound_mms_image_and_video.json",

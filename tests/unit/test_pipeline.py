@@ -13,6 +13,7 @@ from connector.codec import avro_payload
 from connector.config import Config
 from connector.providers.contract import Callback, Options, Refusal, TranslateContext
 from connector.record import MmsEvent
+from tests import harness
 from tests.helpers import RECEIVED_AT, callback, payload
 
 BODY = payload("bandwidth_v2", "message_sending.json")
@@ -76,3 +77,16 @@ def test_digests_tell_content_apart_but_not_deliveries() -> None:
     assert first.event.event_id == again.event.event_id == changed.event.event_id
     assert first.digest == again.digest
     assert first.digest != changed.digest
+
+
+def test_a_batch_envelope_is_per_delivery(tmp_path) -> None:
+    # Infobip may batch a retried report anew: its batch.* attributes (messageCount,
+    # pendingMessageCount of the request) differ while the report is the same.
+    infobip = harness.route("infobip", tmp_path)
+    body = orjson.loads(payload("infobip", "openapi_v2_delivery_report.json"))
+    [first, *_] = pipeline.translate(infobip, callback(orjson.dumps(body)))
+    body["pendingMessageCount"] = 7
+    [retried, *_] = pipeline.translate(infobip, callback(orjson.dumps(body)))
+    assert "batch.pendingMessageCount" in retried.event.attributes
+    assert first.event.attributes != retried.event.attributes
+    assert first.digest == retried.digest
