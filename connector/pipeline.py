@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 # them against message.max.bytes too).
 RECORD_OVERHEAD_BYTES = 1024
 # Attributes that may differ between retries of one event without its content differing:
-# request headers, and the envelope of a batch (Infobip may batch a retried report anew).
-_PER_DELIVERY_ATTRIBUTES = ("header.", "batch.")
+# request headers (OpenMarket's X-Request-Id), how the provider delivered this copy (Telnyx's
+# meta: attempt, the URL posted to) and the envelope of a batch (Infobip may batch a retried
+# report anew).
+_PER_DELIVERY_ATTRIBUTES = ("header.", "delivery.", "batch.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1008,6 +1008,98 @@ INFOBIP = Target(
     },
 )
 
+# --- Telnyx ----------------------------------------------------------------------------------
+
+TELNYX_STATUSES = st.sampled_from(
+    ["queued", "sending", "sent", "delivered", "delivery_failed", "sending_failed",
+     "delivery_unconfirmed", "expired", "webhook_delivered", "DELIVERED", ""]
+)  # fmt: skip
+TELNYX_PARTY = st.fixed_dictionaries(
+    {"phone_number": NUMBERS},
+    optional={"status": TELNYX_STATUSES, "carrier": HOSTILE_TEXT, "line_type": HOSTILE_TEXT},
+)
+# A real SHA-256 now and then (the record takes it), else anything.
+TELNYX_HASHES = st.text("0123456789abcdefABCDEF", min_size=64, max_size=64) | HOSTILE_TEXT
+TELNYX_MEDIUM = st.fixed_dictionaries(
+    {"url": URLS},
+    optional={"content_type": HOSTILE_TEXT | COUNTS, "size": COUNTS | HOSTILE_TEXT,
+              "hash_sha256": TELNYX_HASHES, "sha256": TELNYX_HASHES},
+)  # fmt: skip
+TELNYX_POINTERS = st.sampled_from(["/to/0/phone_number", "/to/1", "/to/", "/to", "/text", ""])
+TELNYX_ERROR = st.fixed_dictionaries(
+    {"code": COUNTS | HOSTILE_TEXT, "title": HOSTILE_TEXT},
+    optional={"detail": HOSTILE_TEXT,
+              "source": st.fixed_dictionaries({"pointer": TELNYX_POINTERS | HOSTILE_TEXT})},
+)  # fmt: skip
+TELNYX_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "data": JSON_VALUES,
+    "data.event_type": st.sampled_from(
+        ["message.received", "message.sent", "message.finalized", "message.queued", ""]
+    ),
+    "data.id": HOSTILE_TEXT | COUNTS,
+    "data.occurred_at": TIMES,
+    "data.payload": JSON_VALUES,
+    "data.payload.id": HOSTILE_TEXT | COUNTS,
+    "data.payload.type": st.sampled_from(["MMS", "MMS", "SMS", "mms", ""]),
+    "data.payload.direction": st.sampled_from(["inbound", "outbound", "INBOUND", ""]),
+    "data.payload.from": TELNYX_PARTY | NUMBERS,
+    "data.payload.from.phone_number": NUMBERS,
+    "data.payload.to": st.lists(TELNYX_PARTY, max_size=4) | TELNYX_PARTY | NUMBERS,
+    "data.payload.cc": st.lists(TELNYX_PARTY | NUMBERS, max_size=4),
+    "data.payload.text": HOSTILE_TEXT,
+    "data.payload.subject": HOSTILE_TEXT,
+    "data.payload.media": st.lists(TELNYX_MEDIUM, max_size=6),
+    "data.payload.parts": COUNTS,
+    "data.payload.errors": st.lists(TELNYX_ERROR, max_size=3),
+    "data.payload.messaging_profile_id": HOSTILE_TEXT | COUNTS,
+    "data.payload.cost": JSON_VALUES,
+    "meta": JSON_VALUES,
+    "meta.attempt": COUNTS,
+    "meta.delivered_to": URLS,
+}
+_TELNYX_JSON = json_seeds("telnyx")
+# The MMS webhooks: the fields family's SMS samples come from mutating `type`.
+_TELNYX_MMS = Seeds([v for v in _TELNYX_JSON if v["data"]["payload"]["type"] == "MMS"], "telnyx")
+
+
+@st.composite
+def telnyx_budget_json(draw: st.DrawFn) -> Any:
+    """A real webhook (made MMS) with to[] (one record each on outbound messages), cc[] and
+    media[] entries around their budgets, and extra JSON values around max_elements."""
+    value = json.loads(json.dumps(draw(st.sampled_from(_TELNYX_JSON))))
+    payload = value["data"]["payload"]
+    payload["type"] = "MMS"
+    if draw(st.booleans()):
+        n = draw(around(LIMITS.max_events) | around(LIMITS.max_recipients))
+        payload["to"] = [
+            {"phone_number": f"{NUMBER_ITEM}{i:04d}", "status": "delivered"} for i in range(n)
+        ]
+    if draw(st.booleans()):
+        n = draw(around(LIMITS.max_recipients))
+        payload["cc"] = [{"phone_number": f"{NUMBER_ITEM}{i:04d}"} for i in range(n)]
+    if draw(st.booleans()):
+        n = draw(around(LIMITS.max_media))
+        payload["media"] = [{"url": f"{MEDIA_ITEM}{i}", "size": i} for i in range(n)]
+    if draw(st.booleans()):
+        value = padded(
+            value,
+            draw(around(LIMITS.max_elements)),
+            draw(st.sampled_from(["containers", "items"])),
+        )
+    return value
+
+
+TELNYX = Target(
+    "telnyx",
+    {
+        "bytes": byte_samples(
+            file_seeds("telnyx", {".json": "application/json"}), JSON_CONTENT_TYPES
+        ),
+        "fields": json_samples(mutated_json(_TELNYX_MMS, TELNYX_FIELDS)),
+        "budgets": json_samples(telnyx_budget_json()),
+    },
+)
+
 TARGETS: dict[str, Target] = {
-    t.name: t for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE, INFOBIP)
+    t.name: t for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE, INFOBIP, TELNYX)
 }

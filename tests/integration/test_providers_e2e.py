@@ -51,7 +51,7 @@ CASES = [
         "openapi_inbound_mms_group.json",
         {"Content-Type": "application/json"},
         ("25256", "received", 1),
-    ),  # fmt: skip
+    ),
     (
         "infobip",
         "infobip",
@@ -65,6 +65,27 @@ CASES = [
         "openapi_v1_delivery_report_deprecated.json",
         {"Content-Type": "application/json"},
         (None, "delivered", 0),  # two reports, each keyed by its messageId
+    ),
+    (
+        "telnyx",
+        "telnyx",
+        "inbound_mms.telnyx-dotnet.json",
+        {"Content-Type": "application/json"},
+        ("+19842550905", "received", 1),
+    ),
+    (
+        "telnyx",
+        "telnyx",
+        "inbound_group_mms.ours.json",
+        {"Content-Type": "application/json"},
+        ("+17735550002", "received", 2),
+    ),
+    (
+        "telnyx",
+        "telnyx",
+        "message_sent_mms.openapi-example.json",
+        {"Content-Type": "application/json"},
+        ("+18445550001", "sending", 1),
     ),
     (
         "vonage",

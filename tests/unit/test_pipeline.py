@@ -90,3 +90,18 @@ def test_a_batch_envelope_is_per_delivery(tmp_path) -> None:
     assert "batch.pendingMessageCount" in retried.event.attributes
     assert first.event.attributes != retried.event.attributes
     assert first.digest == retried.digest
+
+
+def test_a_telnyx_retry_has_the_first_copys_digest(tmp_path) -> None:
+    # Telnyx's meta (delivery.attempt, delivery.delivered_to) differs between its retries.
+    telnyx = harness.route("telnyx", tmp_path)
+    body = payload("telnyx", "inbound_mms.telnyx-dotnet.json")
+    retry = harness.variant(
+        "telnyx",
+        "inbound_mms.telnyx-dotnet.json",
+        {"meta": {"attempt": 3, "delivered_to": "https://failover.example.com/t"}},
+    )
+    [first] = pipeline.translate(telnyx, callback(body))
+    [again] = pipeline.translate(telnyx, callback(retry))
+    assert first.event.attributes != again.event.attributes
+    assert (again.event.event_id, again.digest) == (first.event.event_id, first.digest)
