@@ -21,6 +21,7 @@ import base64
 import dataclasses
 import io
 import json
+import re
 import uuid
 import zlib
 from collections import Counter
@@ -28,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote_plus
 
 import fastavro
 import pytest
@@ -1100,6 +1102,133 @@ TELNYX = Target(
     },
 )
 
+# --- form bodies (Plivo, Twilio) --------------------------------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+FORM_CONTENT_TYPES = st.sampled_from(
+    [FORM, f"{FORM}; charset=UTF-8", "", "application/json", "text/plain",
+     "multipart/form-data; boundary=x", ";;"]
+)  # fmt: skip
+Pairs = list[tuple[str, str]]
+
+
+def form_seeds(provider_dir: str) -> Seeds:
+    """The .form payload files of a provider, each as its (name, value) pairs in order."""
+    files = [f for f in harness.payload_files(provider_dir) if f.suffix == ".form"]
+    return Seeds(
+        [parse_qsl(f.read_text("utf-8"), keep_blank_values=True) for f in files], provider_dir
+    )
+
+
+def _quoted(text: str) -> str:
+    # Lone surrogates go out as the bytes of their code points (%ED%A0%80): no UTF-8 text.
+    return quote_plus(text, errors="surrogatepass")
+
+
+@st.composite
+def form_text(draw: st.DrawFn, pairs: Pairs) -> bytes:
+    """Pairs as a form body, as a hostile sender might write it: percent-encoded, a field
+    repeated, one pair unescaped (its "&", "=", "%" and raw bytes as they are), a name without
+    "=", or "&" doubled."""
+    how = draw(st.sampled_from(["plain", "plain", "plain", "repeated", "raw", "bare", "&&"]))
+    items = [f"{_quoted(k)}={_quoted(v)}" for k, v in pairs]
+    if items and how == "raw":
+        at = draw(st.integers(0, len(items) - 1))
+        items[at] = "=".join(pairs[at])
+    elif items and how == "repeated":
+        items.insert(draw(st.integers(0, len(items))), draw(st.sampled_from(items)))
+    elif items and how == "bare":
+        items.append(_quoted(draw(st.sampled_from(pairs))[0]))
+    return ("&&" if how == "&&" else "&").join(items).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def mutated_form(
+    draw: st.DrawFn, seeds: Seeds, fields: Mapping[str, st.SearchStrategy[str]]
+) -> Pairs:
+    """A real form with fields deleted, given values of their own kind or junk, and unknown
+    fields added."""
+    form = dict(draw(st.sampled_from(seeds)))
+    for name in draw(st.lists(st.sampled_from(sorted(fields)), max_size=2)):
+        form.pop(name, None)
+    for name in draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=4)):
+        form[name] = draw(fields[name] | HOSTILE_TEXT)
+    for name, value in draw(st.lists(st.tuples(HOSTILE_TEXT, HOSTILE_TEXT), max_size=2)):
+        form[name] = value
+    return list(form.items())
+
+
+@st.composite
+def budget_form(
+    draw: st.DrawFn, seeds: Seeds, indexed: Mapping[str, tuple[int, str]], count: str | None
+) -> Pairs:
+    """A real form with numbered fields (`indexed` maps a prefix to its budget and the prefix
+    of its items) around the budget, the field announcing how many (`count`) right, one off or
+    absent, and padding fields around `max_elements` (a form's elements are its fields)."""
+    pairs: Pairs = list(draw(st.sampled_from(seeds)))
+    for prefix, (limit, item) in indexed.items():
+        if draw(st.booleans()):
+            numbered = re.compile(re.escape(prefix) + "[0-9]+")
+            n = draw(around(limit))
+            pairs = [(k, v) for k, v in pairs if not numbered.fullmatch(k) and k != count]
+            pairs += [(f"{prefix}{i}", f"{item}{i}") for i in range(n)]
+            announced = draw(st.sampled_from([n, n, n - 1, n + 1, None]))
+            if count is not None and announced is not None:
+                pairs.append((count, str(announced)))
+    if draw(st.booleans()):
+        pairs += [(f"pad{i}", "") for i in range(draw(around(LIMITS.max_elements)))]
+    return pairs
+
+
+def form_samples(values: st.SearchStrategy[Pairs]) -> st.SearchStrategy[Sample]:
+    return st.builds(
+        Sample,
+        body=values.flatmap(form_text),
+        content_type=st.sampled_from([FORM, f"{FORM}; charset=UTF-8", ""]),
+        limits=LIMIT_CHOICES,
+        default_country=COUNTRIES,
+    )
+
+
+# --- Plivo -----------------------------------------------------------------------------------
+
+_PLIVO_NUMERIC = COUNTS.map(str)
+PLIVO_FIELDS: dict[str, st.SearchStrategy[str]] = {
+    "Type": st.sampled_from(["mms", "sms", "whatsapp", "MMS", ""]),
+    "Status": st.sampled_from(["queued", "sent", "failed", "delivered", "undelivered"])
+    | st.sampled_from(["rejected", "read", "received", "Delivered", ""]),
+    "MessageUUID": HOSTILE_TEXT | _PLIVO_NUMERIC,
+    "ParentMessageUUID": HOSTILE_TEXT,
+    "From": NUMBERS,
+    "To": NUMBERS,
+    "Body": HOSTILE_TEXT,
+    "Text": HOSTILE_TEXT,
+    "Units": _PLIVO_NUMERIC | st.sampled_from(["1", "01", "1.0", "٣", " 1", "-1"]),
+    "MediaCount": _PLIVO_NUMERIC,
+    "ErrorCode": _PLIVO_NUMERIC | st.sampled_from(["", "000", "50"]),
+    "Sequence": _PLIVO_NUMERIC,
+    "DeliveryReportTime": TIMES,
+    "requester_ip": HOSTILE_TEXT,
+} | {
+    # Media<n> as the docs (1...) and a support article (0...) number them, with leading
+    # zeros, past int()'s 4,300 digits, and names that only look like one.
+    name: URLS
+    for name in ["Media0", "Media1", "Media2", "Media10", "Media01", "Media" + "9" * 5000,
+                 "Media٣", "Media", "media1", "Media1 ", "Media-1"]
+}  # fmt: skip
+_PLIVO_FORMS = form_seeds("plivo")
+PLIVO = Target(
+    "plivo",
+    {
+        "bytes": byte_samples(file_seeds("plivo", {".form": FORM}), FORM_CONTENT_TYPES),
+        "fields": form_samples(mutated_form(_PLIVO_FORMS, PLIVO_FIELDS)),
+        "budgets": form_samples(
+            budget_form(_PLIVO_FORMS, {"Media": (LIMITS.max_media, MEDIA_ITEM)}, "MediaCount")
+        ),
+    },
+)
+
 TARGETS: dict[str, Target] = {
-    t.name: t for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE, INFOBIP, TELNYX)
+    t.name: t
+    for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE, INFOBIP, TELNYX, PLIVO)
 }

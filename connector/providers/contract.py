@@ -119,6 +119,13 @@ def accepted_json(events: Sequence[MmsEvent]) -> Reply:
     return json_reply(200, {"status": "accepted", "event_ids": [e.event_id for e in events]})
 
 
+def empty_200(_outcome: object) -> Reply:
+    """200 with an empty body: for providers that require it, or would read a body as a reply
+    to send. Used for accepted callbacks and, once an untranslatable one is safe in the
+    dead-letter topic, for that one too: retrying it is pointless."""
+    return Reply(200)
+
+
 def refused_json(refusal: Refusal) -> Reply:
     """Default refusal: the status and a JSON body naming the problem."""
     return json_reply(refusal.status, {"error": refusal.code, "detail": refusal.detail})

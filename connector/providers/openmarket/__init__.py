@@ -15,9 +15,9 @@ from connector.providers.contract import (
     Callback,
     Provider,
     Refusal,
-    Reply,
     Sample,
     TranslateContext,
+    empty_200,
     media_store_failed,
 )
 from connector.providers.fields import (
@@ -241,15 +241,6 @@ def _store(
     return replace(stored, status="stored")
 
 
-def empty_200(_outcome: object) -> Reply:
-    """OpenMarket requires 200 with an empty body, and retries anything else.
-
-    Used for accepted callbacks and, once the raw callback is safe in the dead-letter topic,
-    for untranslatable ones: retrying those is pointless.
-    """
-    return Reply(200)
-
-
 # OpenMarket's documented form: LF line ends, no blank line after a part's headers.
 SAMPLE = Sample(
     b"--mimeboundary\nContent-Type: application/json\nContent-Id: main\n"
@@ -264,6 +255,7 @@ SAMPLE = Sample(
     "multipart/mixed; boundary=mimeboundary",
     "an MO with an inline JPEG (stored in the media store before the reply)",
 )
+# OpenMarket requires 200 with an empty body, and retries anything else.
 PROVIDER = Provider(
     NAME,
     translate,
