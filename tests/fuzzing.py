@@ -1107,7 +1107,7 @@ TELNYX = Target(
 FORM = "application/x-www-form-urlencoded"
 FORM_CONTENT_TYPES = st.sampled_from(
     [FORM, f"{FORM}; charset=UTF-8", "", "application/json", "text/plain",
-     "multipart/form-data; boundary=x", ";;"]
+     "multipart/form-data; boundary=x", ";;", f"{FORM}; charset=utf-16"]
 )  # fmt: skip
 Pairs = list[tuple[str, str]]
 
@@ -1129,8 +1129,8 @@ def _quoted(text: str) -> str:
 def form_text(draw: st.DrawFn, pairs: Pairs) -> bytes:
     """Pairs as a form body, as a hostile sender might write it: percent-encoded, a field
     repeated, one pair unescaped (its "&", "=", "%" and raw bytes as they are), a name without
-    "=", or "&" doubled."""
-    how = draw(st.sampled_from(["plain", "plain", "plain", "repeated", "raw", "bare", "&&"]))
+    "=", "&" doubled, or ";" as the separator."""
+    how = draw(st.sampled_from(["plain", "plain", "plain", "repeated", "raw", "bare", "&&", ";"]))
     items = [f"{_quoted(k)}={_quoted(v)}" for k, v in pairs]
     if items and how == "raw":
         at = draw(st.integers(0, len(items) - 1))
@@ -1139,15 +1139,16 @@ def form_text(draw: st.DrawFn, pairs: Pairs) -> bytes:
         items.insert(draw(st.integers(0, len(items))), draw(st.sampled_from(items)))
     elif items and how == "bare":
         items.append(_quoted(draw(st.sampled_from(pairs))[0]))
-    return ("&&" if how == "&&" else "&").join(items).encode("utf-8", "surrogatepass")
+    separator = how if how in ("&&", ";") else "&"
+    return separator.join(items).encode("utf-8", "surrogatepass")
 
 
 @st.composite
 def mutated_form(
     draw: st.DrawFn, seeds: Seeds, fields: Mapping[str, st.SearchStrategy[str]]
 ) -> Pairs:
-    """A real form with fields deleted, given values of their own kind or junk, and unknown
-    fields added."""
+    """A real form with fields deleted, given values of their own kind or junk, unknown fields
+    added, and now and then its fields in another order."""
     form = dict(draw(st.sampled_from(seeds)))
     for name in draw(st.lists(st.sampled_from(sorted(fields)), max_size=2)):
         form.pop(name, None)
@@ -1155,7 +1156,8 @@ def mutated_form(
         form[name] = draw(fields[name] | HOSTILE_TEXT)
     for name, value in draw(st.lists(st.tuples(HOSTILE_TEXT, HOSTILE_TEXT), max_size=2)):
         form[name] = value
-    return list(form.items())
+    pairs = list(form.items())
+    return draw(st.permutations(pairs)) if draw(st.integers(0, 4)) == 0 else pairs
 
 
 @st.composite
@@ -1228,7 +1230,56 @@ PLIVO = Target(
     },
 )
 
+# --- Twilio ----------------------------------------------------------------------------------
+
+TWILIO_ADDRESSES = NUMBERS | st.sampled_from(
+    ["whatsapp:+14155550100", "whatsapp:", "messenger:1234567890123456", "rcs:brand_agent",
+     "whatsapp:+1 (415) 555-0100", "sms:+14155550100"]
+)  # fmt: skip
+TWILIO_COUNTS = COUNTS.map(str) | st.sampled_from(["", " 1", "1.0", "01", "٣", "1e3", "-0"])
+TWILIO_STATUSES = st.sampled_from(
+    ["received", "receiving", "accepted", "scheduled", "queued", "sending", "sent", "delivered",
+     "undelivered", "failed", "read", "canceled", "partially_delivered", "DELIVERED", "", " "]
+)  # fmt: skip
+TWILIO_FIELDS: dict[str, st.SearchStrategy[str]] = {
+    "MessageSid": st.sampled_from(["SM" + "0" * 32, "MM" + "f" * 32, "", "SM\x1f1"]),
+    "SmsSid": HOSTILE_TEXT,
+    "AccountSid": st.sampled_from(["AC" + "1" * 32, "acctid", ""]),
+    "MessagingServiceSid": st.sampled_from(["MG" + "2" * 32, ""]),
+    "From": TWILIO_ADDRESSES,
+    "To": TWILIO_ADDRESSES,
+    "Body": HOSTILE_TEXT,
+    "NumMedia": TWILIO_COUNTS,
+    "NumSegments": TWILIO_COUNTS,
+    "MediaUrl0": URLS,
+    "MediaUrl1": URLS,
+    "MediaUrl01": URLS,
+    "MediaContentType0": st.sampled_from(["image/jpeg", "text/vcard", "", "x" * 5000]),
+    "MediaContentType1": st.sampled_from(["video/3gpp", "application/smil", ""]),
+    "MessageStatus": TWILIO_STATUSES,
+    "SmsStatus": TWILIO_STATUSES,
+    "ErrorCode": TWILIO_COUNTS,
+    "ErrorMessage": HOSTILE_TEXT,
+    "RawDlrDoneDate": st.sampled_from(["2303072155", "9999999999", "", "23030721"]),
+    "ToCity": HOSTILE_TEXT,
+    "FromCountry": st.sampled_from(["US", "", "ZZ"]),
+    "ApiVersion": st.sampled_from(["2010-04-01", ""]),
+}
+_TWILIO_FORMS = form_seeds("twilio")
+TWILIO = Target(
+    "twilio",
+    {
+        "bytes": byte_samples(file_seeds("twilio", {".form": FORM}), FORM_CONTENT_TYPES),
+        "fields": form_samples(mutated_form(_TWILIO_FORMS, TWILIO_FIELDS)),
+        "budgets": form_samples(
+            budget_form(
+                _TWILIO_FORMS, {"MediaUrl": (LIMITS.max_media, MEDIA_ITEM)}, count="NumMedia"
+            )
+        ),
+    },
+)
+
 TARGETS: dict[str, Target] = {
     t.name: t
-    for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE, INFOBIP, TELNYX, PLIVO)
+    for t in (BANDWIDTH_V1, BANDWIDTH_V2, OPENMARKET, SINCH, VONAGE, INFOBIP, TELNYX, PLIVO, TWILIO)
 }

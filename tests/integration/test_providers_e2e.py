@@ -17,6 +17,7 @@ from tests.live import running
 
 pytestmark = pytest.mark.integration
 
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 OPENMARKET_CT = 'multipart/mixed; boundary="----=_Part_4421_1871.1718031234"'
 
 CASES = [
@@ -70,21 +71,21 @@ CASES = [
         "plivo",
         "plivo",
         "inbound_mms.written.form",
-        {"Content-Type": "application/x-www-form-urlencoded"},
+        FORM,
         ("+14155550100", "received", 2),
     ),
     (
         "plivo",
         "plivo",
         "status_undelivered_mms.written.form",
-        {"Content-Type": "application/x-www-form-urlencoded"},
+        FORM,
         ("+14155550100", "failed", 0),
     ),
     (
         "plivo",
         "plivo",
         "status_delivered.courier_comment.form",
-        {"Content-Type": "application/x-www-form-urlencoded"},
+        FORM,
         ("+13342031111", "delivered", 0),
     ),
     (
@@ -107,6 +108,28 @@ CASES = [
         "message_sent_mms.openapi-example.json",
         {"Content-Type": "application/json"},
         ("+18445550001", "sending", 1),
+    ),
+    (
+        "twilio",
+        "twilio",
+        "southport_inbound_mms_1media.form",
+        FORM,
+        ("+19362373705", "received", 1),
+    ),
+    (
+        "twilio",
+        "twilio",
+        "written_inbound_mms_3media_service.form",
+        FORM,
+        ("+12125550147", "received", 3),
+    ),
+    ("twilio", "twilio", "va_status_failed_30008.form", FORM, ("+12222222222", "failed", 0)),
+    (
+        "twilio",
+        "twilio",
+        "courier_status_sent_messaging_service.form",
+        FORM,
+        ("+14133881111", "sent", 0),
     ),
     (
         "vonage",
@@ -151,6 +174,10 @@ def test_provider_callback_lands_in_kafka(
     if provider in ("openmarket", "plivo"):
         # OpenMarket requires an empty 200; Plivo would read a body as a reply to send.
         assert reply.content == b""
+    if provider == "twilio":
+        # Twilio requires TwiML; an empty <Response/> sends no reply message.
+        assert reply.headers["content-type"] == "text/xml"
+        assert reply.content == b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
     [route] = pipeline.routes(config)
     computed = pipeline.translate(route, callback(body, headers))
@@ -223,3 +250,17 @@ def test_a_vonage_webhook_on_another_channel_is_dead_lettered_and_answered_200(
     }
     assert records(topic) == []
     assert len(records(dlq_topic)) == 1
+
+
+def test_a_twilio_whatsapp_message_is_dead_lettered_and_answered_empty_twiml(
+    make_config, records, topic: str, dlq_topic: str
+) -> None:
+    config: Config = make_config({"twilio": {"enabled": True, "topic": topic}})
+    body = payload("twilio", "botbuilder_whatsapp_inbound_image.form")
+    with running(config) as base:
+        reply = httpx.post(f"{base}/callbacks/twilio", content=body, headers=FORM, timeout=30)
+    assert (reply.status_code, reply.headers["content-type"]) == (200, "text/xml"), reply.text
+    assert reply.content == b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+    assert records(topic) == []
+    [letter] = records(dlq_topic)
+    assert letter.headers["error_code"] == "unsupported_channel"

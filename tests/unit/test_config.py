@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("providers:\n  twilio: {enabled: true}\n", "unknown provider 'twilio'"),
+        ("providers:\n  messagebird: {enabled: true}\n", "unknown provider 'messagebird'"),
         ("kafka: {bootstrap_servers: 1, acks: 0}\n", "kafka.acks: Extra inputs are not permitted"),
         ("providers:\n  sinch: {enabled: maybe}\n", "providers.sinch.enabled"),
         ("providers:\n  sinch: {deadline_seconds: 0}\n", "providers.sinch.deadline_seconds"),
