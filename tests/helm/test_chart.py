@@ -433,13 +433,16 @@ def _secret_refs(config: dict[str, Any]) -> dict[str, Any]:
         if key in config["media"].get("s3", {}):
             refs[f"media.s3.{key}"] = config["media"]["s3"][key]
     for name, provider in config["providers"].items():
-        if "password" in provider.get("media_fetch", {}):
-            refs[f"providers.{name}.media_fetch.password"] = provider["media_fetch"]["password"]
+        for key in ("password", "authorization"):
+            if key in provider.get("media_fetch", {}):
+                refs[f"providers.{name}.media_fetch.{key}"] = provider["media_fetch"][key]
         auth = provider.get("auth", {})
         if "basic" in auth:
             refs[f"providers.{name}.auth.basic.password"] = auth["basic"]["password"]
         if "token" in auth:
             refs[f"providers.{name}.auth.token.value"] = auth["token"]["value"]
+        for i, key in enumerate(auth.get("signature", {}).get("keys", [])):
+            refs[f"providers.{name}.auth.signature.keys.{i}"] = key
     return refs
 
 
@@ -492,6 +495,43 @@ def test_file_references_are_mounted_secrets(full_render: Rendered, helm: Path) 
     assert volumes[mount["name"]]["secret"] == {"secretName": "kafka-client"}
 
 
+def test_media_fetch_authorization_is_a_reference_that_reaches_the_pod(helm: Path) -> None:
+    # By environment variable, from the chart-created Secret.
+    rendered = render(
+        helm,
+        *sets(
+            *open_providers("infobip"),
+            "providers.infobip.media_fetch.authorization.env=MMS_INFOBIP_MEDIA_AUTH",
+            "secretEnv.MMS_INFOBIP_MEDIA_AUTH=App 0123abcd",
+        ),
+    )
+    config = yaml.safe_load(rendered.config_text)
+    assert _secret_refs(config) == {
+        "providers.infobip.media_fetch.authorization": {"env": "MMS_INFOBIP_MEDIA_AUTH"}
+    }
+    assert "App 0123abcd" not in rendered.config_text
+    assert "MMS_INFOBIP_MEDIA_AUTH" in rendered.one("Secret")["data"]
+    for container in (rendered.container, rendered.mirror_container):
+        (env_from,) = container["envFrom"]
+        assert env_from["secretRef"]["name"] == rendered.one("Secret")["metadata"]["name"]
+    # By file, from a mounted Secret.
+    path = "/etc/mms-connector-secrets/infobip/authorization"
+    rendered = render(
+        helm,
+        *sets(
+            *open_providers("infobip"),
+            f"providers.infobip.media_fetch.authorization.file={path}",
+            "secretFiles[0].secretName=infobip-media",
+            "secretFiles[0].mountPath=/etc/mms-connector-secrets/infobip",
+        ),
+    )
+    config = yaml.safe_load(rendered.config_text)
+    assert config["providers"]["infobip"]["media_fetch"] == {"authorization": {"file": path}}
+    for container in (rendered.container, rendered.mirror_container):
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/etc/mms-connector-secrets/infobip"]["readOnly"] is True
+
+
 REFERENCE_PROBLEMS = [
     pytest.param(
         sets(
@@ -502,6 +542,26 @@ REFERENCE_PROBLEMS = [
         ),
         "providers.sinch.auth.token.value: environment variable MMS_SINCH_TOKEN is set by neither",
         id="env-not-in-secret-env",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.enabled=true",
+            "providers.sinch.auth.signature.keys[0].env=MMS_SINCH_KEY",
+            "providers.sinch.auth.signature.keys[1].env=MMS_SINCH_NEXT_KEY",
+            "secretEnv.MMS_SINCH_KEY=x",
+        ),
+        "providers.sinch.auth.signature.keys.1: environment variable MMS_SINCH_NEXT_KEY is set by",
+        id="signature-key-env-nowhere",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.enabled=true",
+            "providers.sinch.auth.signature.keys[0].file=/etc/mms-connector-secrets/sinch/key",
+            "secretFiles[0].secretName=sinch",
+            "secretFiles[0].mountPath=/etc/mms-connector-secrets/sinc",
+        ),
+        "providers.sinch.auth.signature.keys.0: file /etc/mms-connector-secrets/sinch/key is under",
+        id="signature-key-file-not-mounted",
     ),
     pytest.param(
         sets(r"kafka.secrets.sasl\.password.env=MMS_KAFKA_PASSWORD"),
@@ -521,6 +581,24 @@ REFERENCE_PROBLEMS = [
         ),
         "providers.bandwidth-v2.media_fetch.password: environment variable BW_API",
         id="media-fetch-password-nowhere",
+    ),
+    pytest.param(
+        sets(
+            *open_providers("infobip"),
+            "providers.infobip.media_fetch.authorization.env=INFOBIP_MEDIA",
+        ),
+        "providers.infobip.media_fetch.authorization: environment variable INFOBIP_MEDIA",
+        id="media-fetch-authorization-nowhere",
+    ),
+    pytest.param(
+        sets(
+            *open_providers("infobip"),
+            "providers.infobip.media_fetch.authorization.file=/etc/mms-connector-secrets/ib/auth",
+            "secretFiles[0].secretName=infobip",
+            "secretFiles[0].mountPath=/etc/mms-connector-secrets/i",
+        ),
+        "providers.infobip.media_fetch.authorization: file /etc/mms-connector-secrets/ib/auth is",
+        id="media-fetch-authorization-file-not-mounted",
     ),
     pytest.param(
         sets(
@@ -843,6 +921,82 @@ BAD_VALUES = [
         sets("providers.sinch.auth.oauth=x"), "'oauth' not allowed", id="unknown-auth-key"
     ),
     pytest.param(
+        ["--set-json", "providers.sinch.auth.signature.keys=[]"],
+        "/providers/sinch/auth/signature/keys': minItems",
+        id="signature-no-keys",
+    ),
+    pytest.param(
+        sets(*(f"providers.sinch.auth.signature.keys[{i}].env=K{i}" for i in range(5))),
+        "/providers/sinch/auth/signature/keys': maxItems",
+        id="signature-five-keys",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.signature.keys[0]=hunter2"),
+        "/providers/sinch/auth/signature/keys/0",
+        id="literal-signature-key",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.signature.keys[0].env=K",
+            "providers.sinch.auth.signature.keys[0].file=/run/k",
+        ),
+        "/providers/sinch/auth/signature/keys/0",
+        id="signature-key-env-and-file",
+    ),
+    pytest.param(
+        sets("providers.sinch.auth.signature.url=https://mms.example.com/callbacks/sinch"),
+        "missing property 'keys'",
+        id="signature-without-keys",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.signature.keys[0].env=K",
+            "providers.sinch.auth.signature.url=https://mms.example.com/callbacks/sinch?a=1",
+        ),
+        "/providers/sinch/auth/signature/url",
+        id="signature-url-with-query",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.signature.keys[0].env=K",
+            "providers.sinch.auth.signature.url=https://mms.example.com/callbacks/sinch#x",
+        ),
+        "/providers/sinch/auth/signature/url",
+        id="signature-url-with-fragment",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.signature.keys[0].env=K",
+            "providers.sinch.auth.signature.url=/callbacks/sinch",
+        ),
+        "/providers/sinch/auth/signature/url",
+        id="signature-url-not-absolute",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.signature.keys[0].env=K",
+            "providers.sinch.auth.signature.max_age_seconds=0",
+        ),
+        "/providers/sinch/auth/signature/max_age_seconds",
+        id="signature-max-age-zero",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.signature.keys[0].env=K",
+            "providers.sinch.auth.signature.max_age_seconds=86401",
+        ),
+        "/providers/sinch/auth/signature/max_age_seconds",
+        id="signature-max-age-over-a-day",
+    ),
+    pytest.param(
+        sets(
+            "providers.sinch.auth.signature.keys[0].env=K",
+            "providers.sinch.auth.signature.algorithm=sha1",
+        ),
+        "'algorithm' not allowed",
+        id="unknown-signature-key",
+    ),
+    pytest.param(
         sets("secretFiles[0].secretName=s", "secretFiles[0].mountPath=/etc/mms-connector/s"),
         "/secretFiles/0/mountPath",
         id="secret-files-under-the-config",
@@ -936,6 +1090,20 @@ BAD_VALUES = [
         id="media-fetch-password-without-username",
     ),
     pytest.param(
+        sets("providers.infobip.media_fetch.authorization=App 0123abcd"),
+        "/providers/infobip/media_fetch/authorization",
+        id="literal-media-fetch-authorization",
+    ),
+    pytest.param(
+        sets(
+            "providers.infobip.media_fetch.username=u",
+            "providers.infobip.media_fetch.password.env=P",
+            "providers.infobip.media_fetch.authorization.env=A",
+        ),
+        "/providers/infobip/media_fetch/username",
+        id="media-fetch-authorization-beside-username",
+    ),
+    pytest.param(
         sets("providers.sinch.media_fetch.allowed_hosts={http://x}"),
         "/providers/sinch/media_fetch/allowed_hosts/0",
         id="allowed-host-not-a-host",
@@ -989,6 +1157,10 @@ def test_notes_print_the_callback_urls(
             ["providers.sinch.auth.allow_cidrs[0]=203.0.113.0/24"],
             {"allow_cidrs": ["203.0.113.0/24"]},
         ),
+        (
+            ["providers.sinch.auth.signature.keys[0].env=MMS_SINCH_KEY", "existingSecret=creds"],
+            {"signature": {"keys": [{"env": "MMS_SINCH_KEY"}]}},
+        ),
     ],
 )
 def test_a_provider_open_to_anyone_must_say_so(
@@ -1000,6 +1172,90 @@ def test_a_provider_open_to_anyone_must_say_so(
     else:
         config = yaml.safe_load(render(helm, *args).config_text)
         assert config["providers"]["sinch"]["auth"] == rendered
+
+
+# --- request signatures ----------------------------------------------------------------------
+
+# A provider's own request signature: keys by reference, like basic.password and token.value.
+# The chart is generic here (any provider name); test_config_file.py loads the rendered config
+# for a provider that signs.
+SIGNER = "signer"
+SIGNATURE_VALUES: dict[str, Any] = {
+    "providers": {
+        SIGNER: {
+            "enabled": True,
+            "auth": {
+                "signature": {
+                    "keys": [
+                        {"env": "MMS_SIGNER_KEY"},
+                        {"file": "/etc/mms-connector-secrets/signer/next-key"},
+                    ],
+                    "url": f"https://mms.example.com/callbacks/{SIGNER}",
+                    "max_age_seconds": 600,
+                }
+            },
+        }
+    },
+    "secretEnv": {"MMS_SIGNER_KEY": "signer-key-3c2b1a"},
+    "secretFiles": [
+        {"secretName": "mms-signer-keys", "mountPath": "/etc/mms-connector-secrets/signer"}
+    ],
+}
+
+
+def _render_values(helm: Path, tmp_path: Path, values: dict[str, Any], *args: str) -> Rendered:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return render(helm, "-f", str(path), *args)
+
+
+def test_a_signature_renders_with_its_keys_as_references(helm: Path, tmp_path: Path) -> None:
+    # A signature alone is authentication enough (no "enabled without auth" refusal).
+    rendered = _render_values(helm, tmp_path, SIGNATURE_VALUES)
+    config = yaml.safe_load(rendered.config_text)
+    assert config["providers"][SIGNER] == SIGNATURE_VALUES["providers"][SIGNER]
+    refs = _secret_refs(config)
+    assert refs == {
+        f"providers.{SIGNER}.auth.signature.keys.0": {"env": "MMS_SIGNER_KEY"},
+        f"providers.{SIGNER}.auth.signature.keys.1": {
+            "file": "/etc/mms-connector-secrets/signer/next-key"
+        },
+    }
+    assert "signer-key-3c2b1a" not in yaml.safe_dump(rendered.one("ConfigMap"))
+    # url and max_age_seconds are optional: left out when not given (or null), the connector's
+    # defaults apply.
+    values = yaml.safe_load(yaml.safe_dump(SIGNATURE_VALUES))
+    values["providers"][SIGNER]["auth"]["signature"] |= {"url": None}
+    del values["providers"][SIGNER]["auth"]["signature"]["max_age_seconds"]
+    config = yaml.safe_load(_render_values(helm, tmp_path, values).config_text)
+    assert config["providers"][SIGNER]["auth"] == {
+        "signature": {"keys": SIGNATURE_VALUES["providers"][SIGNER]["auth"]["signature"]["keys"]}
+    }
+
+
+def test_signature_keys_reach_the_pod_like_the_other_credentials(
+    helm: Path, tmp_path: Path
+) -> None:
+    rendered = _render_values(helm, tmp_path, SIGNATURE_VALUES)
+    # {env}: a key of the chart-created Secret, which the container takes whole.
+    secret = rendered.one("Secret")
+    assert base64.b64decode(secret["data"]["MMS_SIGNER_KEY"]).decode() == "signer-key-3c2b1a"
+    assert rendered.container["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
+    # {file}: under a secretFiles mount, read-only.
+    mounts = {m["mountPath"]: m for m in rendered.container["volumeMounts"]}
+    mount = mounts["/etc/mms-connector-secrets/signer"]
+    assert mount["readOnly"] is True
+    volumes = {v["name"]: v for v in rendered.pod["spec"]["volumes"]}
+    assert volumes[mount["name"]]["secret"] == {"secretName": "mms-signer-keys"}
+    # The same keys as basic.password's would be: an existingSecret satisfies any variable.
+    values = {k: v for k, v in SIGNATURE_VALUES.items() if k != "secretEnv"}
+    rendered = _render_values(helm, tmp_path, values, *sets("existingSecret=mms-credentials"))
+    assert rendered.container["envFrom"] == [{"secretRef": {"name": "mms-credentials"}}]
+    # Disabled: left out, its references unchecked.
+    values = yaml.safe_load(yaml.safe_dump(values))
+    values["providers"][SIGNER]["enabled"] = False
+    config = yaml.safe_load(_render_values(helm, tmp_path, values).config_text)
+    assert config["providers"] == {}
 
 
 # --- the mirror -------------------------------------------------------------------------------

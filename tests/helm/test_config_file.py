@@ -26,11 +26,15 @@ from connector import config as config_mod
 from connector.app import create_app
 from connector.providers import PROVIDERS
 from tests.helm.conftest import FULL_VALUES, Rendered, render, sets
+from tests.signing import key_for
 from tests.tools import CHART
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 # The chart names no provider: every provider the connector has is one it renders.
 PROVIDER_NAMES = sorted(PROVIDERS)
+# The providers that sign their callbacks (auth.signature applies to them only).
+SIGNING = [n for n in PROVIDER_NAMES if PROVIDERS[n].signature is not None]
+NOT_SIGNING = [n for n in PROVIDER_NAMES if PROVIDERS[n].signature is None]
 
 
 def load_rendered(rendered: Rendered, tmp_path: Path) -> config_mod.Config:
@@ -239,6 +243,23 @@ def test_each_provider_enabled_with_the_connector_s_defaults(
     assert list(config.enabled()) == [name]
 
 
+def test_media_fetch_authorization_loads_in_the_connector(helm: Path, tmp_path: Path) -> None:
+    rendered = render(
+        helm,
+        *sets(
+            "providers.infobip.enabled=true",
+            "providers.infobip.auth.unauthenticated=true",
+            "providers.infobip.media_fetch.authorization.env=MMS_INFOBIP_MEDIA_AUTH",
+            "providers.infobip.media_fetch.allowed_hosts={*.api.infobip.com}",
+            "secretEnv.MMS_INFOBIP_MEDIA_AUTH=App 0123abcd",
+        ),
+    )
+    fetch = load_rendered(rendered, tmp_path).providers["infobip"].media_fetch
+    assert fetch.authorization == config_mod.Secret(env="MMS_INFOBIP_MEDIA_AUTH")
+    assert (fetch.username, fetch.password) == (None, None)
+    assert fetch.allowed_hosts == ["*.api.infobip.com"]
+
+
 def test_options_the_schema_lets_through_are_checked_by_the_connector(
     helm: Path, tmp_path: Path
 ) -> None:
@@ -295,6 +316,7 @@ def test_provider_settings_match_the_connector() -> None:
     for key, model in [
         ("basic", config_mod.BasicAuthConfig),
         ("token", config_mod.TokenAuthConfig),
+        ("signature", config_mod.SignatureConfig),
     ]:
         _drift(_schema_keys(auth["properties"][key]), set(model.model_fields), f"auth.{key}")
 
@@ -335,6 +357,24 @@ def test_secret_references_match_the_connector() -> None:
     assert secret_ref in props["schema_registry"]["properties"]["password"]["oneOf"]
     assert auth["basic"]["properties"]["password"] == secret_ref
     assert auth["token"]["properties"]["value"] == secret_ref
+    assert auth["signature"]["properties"]["keys"]["items"] == secret_ref
+
+
+def test_signature_bounds_match_the_connector() -> None:
+    chart = SCHEMA["definitions"]["auth"]["properties"]["signature"]
+    connector = config_mod.SignatureConfig.model_json_schema()
+    assert chart["required"] == connector["required"] == ["keys"]
+    assert chart["additionalProperties"] is False
+    keys, chart_keys = connector["properties"]["keys"], chart["properties"]["keys"]
+    assert (chart_keys["minItems"], chart_keys["maxItems"]) == (keys["minItems"], keys["maxItems"])
+    age, chart_age = (
+        connector["properties"]["max_age_seconds"],
+        chart["properties"]["max_age_seconds"],
+    )
+    # Optional in the connector: its bounds are on the number branch of anyOf.
+    (age,) = [branch for branch in age.get("anyOf", [age]) if branch.get("type") == "number"]
+    assert chart_age["exclusiveMinimum"] == age["exclusiveMinimum"]
+    assert chart_age["maximum"] == age["maximum"]
 
 
 def test_media_and_mirror_settings_match_the_connector() -> None:
@@ -350,6 +390,7 @@ def test_media_and_mirror_settings_match_the_connector() -> None:
     fetch = SCHEMA["definitions"]["mediaFetch"]
     _drift(_schema_keys(fetch), set(config_mod.MediaFetchConfig.model_fields), "media_fetch")
     assert secret_ref in fetch["properties"]["password"]["oneOf"]
+    assert secret_ref in fetch["properties"]["authorization"]["oneOf"]
     chart_only = {
         "enabled",
         "replicaCount",
@@ -409,3 +450,92 @@ def test_chart_offers_every_connector_provider() -> None:
         assert re.fullmatch(pattern, name), f"the chart refuses the provider name {name!r}"
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["providers"] == {}  # none enabled, none named
+
+
+# --- request signatures ------------------------------------------------------------------------
+
+
+def _signature_render(
+    helm: Path, tmp_path: Path, name: str, signature: dict, **env: str
+) -> Rendered:
+    """A render enabling `name` with only auth.signature (a values file: keys hold = + /)."""
+    values = {
+        "providers": {name: {"enabled": True, "auth": {"signature": signature}}},
+        "secretEnv": env,
+    }
+    path = tmp_path / "signature-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return render(helm, "-f", str(path))
+
+
+def chart_env(rendered: Rendered) -> dict[str, str]:
+    """The environment the pod gets from the chart-created Secret, with its real values."""
+    secret = rendered.one("Secret")
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+@pytest.mark.parametrize("name", SIGNING[:1])  # the first that signs; skipped while none does
+def test_a_signing_provider_s_signature_loads_and_builds(
+    helm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    mechanism = PROVIDERS[name].signature
+    assert mechanism is not None
+    current, upcoming = key_for(mechanism, "current"), key_for(mechanism, "upcoming")
+    url = f"https://mms.example.com/callbacks/{name}"
+    signature = {
+        "keys": [{"env": "MMS_SIGNATURE_KEY"}, {"env": "MMS_SIGNATURE_NEXT_KEY"}],
+        "url": url,
+        "max_age_seconds": 120,
+    }
+    rendered = _signature_render(
+        helm,
+        tmp_path,
+        name,
+        signature,
+        MMS_SIGNATURE_KEY=current.config,
+        MMS_SIGNATURE_NEXT_KEY=upcoming.config,
+    )
+    config = load_rendered(rendered, tmp_path)
+    loaded = config.providers[name].auth.signature
+    assert loaded is not None and loaded.url == url and loaded.max_age_seconds == 120
+    assert loaded.keys == [
+        config_mod.Secret(env="MMS_SIGNATURE_KEY"),
+        config_mod.Secret(env="MMS_SIGNATURE_NEXT_KEY"),
+    ]
+    assert not config.providers[name].auth.open_to_anyone
+    # check-config accepts it, with no warning (neither "anyone can post" nor "not set").
+    path = tmp_path / "config.yaml"
+    assert cli.main(["check-config", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    assert f"{name} -> /callbacks/{name}" in captured.out
+    # The app resolves and parses both keys from the environment the chart gives the pod.
+    env = chart_env(rendered)
+    app = create_app(config, env=env)
+    assert f"/callbacks/{name}" in {r.path for r in app.routes if isinstance(r, Route)}
+    del env["MMS_SIGNATURE_NEXT_KEY"]
+    with pytest.raises(config_mod.ConfigError, match=rf"providers.{name}.auth.signature.keys.1"):
+        create_app(config, env=env)
+    if mechanism.signs_url:
+        # The connector, not the schema, knows a provider signs the URL: check-config tells.
+        rendered = _signature_render(
+            helm, tmp_path, name, {"keys": signature["keys"]}, **chart_env(rendered)
+        )
+        with pytest.raises(config_mod.ConfigError, match=r"auth\.signature\.url"):
+            load_rendered(rendered, tmp_path)
+
+
+@pytest.mark.parametrize("name", NOT_SIGNING[:1])
+def test_a_signature_for_a_provider_that_does_not_sign_is_the_connector_s_to_refuse(
+    helm: Path, tmp_path: Path, name: str
+) -> None:
+    # The chart is generic (it knows no provider's mechanism): it renders the signature, and
+    # the loader (check-config before installing, the pod at start-up) refuses it.
+    rendered = _signature_render(
+        helm, tmp_path, name, {"keys": [{"env": "MMS_SIGNATURE_KEY"}]}, MMS_SIGNATURE_KEY="k"
+    )
+    assert yaml.safe_load(rendered.config_text)["providers"][name]["auth"] == {
+        "signature": {"keys": [{"env": "MMS_SIGNATURE_KEY"}]}
+    }
+    with pytest.raises(config_mod.ConfigError, match="does not sign"):
+        load_rendered(rendered, tmp_path)

@@ -144,7 +144,8 @@ tokenInPath: the connector's route is <path>/{token} (auth.token.in_path).
 
 {{/*
 A provider's auth settings as the connector reads them: unset and empty parts left out, a
-token either by header or in the path. Secrets stay references ({env} / {file}).
+token either by header or in the path, a signature's url and max_age_seconds only when set.
+Secrets stay references ({env} / {file}).
 */}}
 {{- define "mms-connector.auth" -}}
 {{- $out := dict }}
@@ -160,6 +161,12 @@ token either by header or in the path. Secrets stay references ({env} / {file}).
 {{- end }}
 {{- $_ := set $out "token" $token }}
 {{- end }}
+{{- with .signature }}
+{{- $signature := dict "keys" .keys }}
+{{- with .url }}{{ $_ := set $signature "url" . }}{{ end }}
+{{- if not (kindIs "invalid" .max_age_seconds) }}{{ $_ := set $signature "max_age_seconds" .max_age_seconds }}{{ end }}
+{{- $_ := set $out "signature" $signature }}
+{{- end }}
 {{- with .allow_cidrs }}{{ $_ := set $out "allow_cidrs" . }}{{ end }}
 {{- with .trusted_proxies }}{{ $_ := set $out "trusted_proxies" . }}{{ end }}
 {{- if .unauthenticated }}{{ $_ := set $out "unauthenticated" true }}{{ end }}
@@ -168,8 +175,8 @@ token either by header or in the path. Secrets stay references ({env} / {file}).
 
 {{/*
 JSON list of {"key", "env" | "file"}: every secret reference in the rendered config file
-(kafka.secrets, schema_registry.password, the S3 store's keys, the enabled providers' auth and
-media_fetch passwords).
+(kafka.secrets, schema_registry.password, the S3 store's keys, the enabled providers' auth
+secrets, signature keys included, and media_fetch passwords and authorization values).
 */}}
 {{- define "mms-connector.secretRefs" -}}
 {{- $refs := list }}
@@ -191,8 +198,10 @@ media_fetch passwords).
 {{- end }}
 {{- range $name, $settings := .Values.providers }}
 {{- if $settings.enabled }}
-{{- with ($settings.media_fetch | default dict).password }}
-{{- $refs = append $refs (merge (dict "key" (printf "providers.%s.media_fetch.password" $name)) .) }}
+{{- range $key := list "password" "authorization" }}
+{{- with index ($settings.media_fetch | default dict) $key }}
+{{- $refs = append $refs (merge (dict "key" (printf "providers.%s.media_fetch.%s" $name $key)) .) }}
+{{- end }}
 {{- end }}
 {{- $auth := include "mms-connector.auth" ($settings.auth | default dict) | fromJson }}
 {{- with $auth.basic }}
@@ -200,6 +209,11 @@ media_fetch passwords).
 {{- end }}
 {{- with $auth.token }}
 {{- $refs = append $refs (merge (dict "key" (printf "providers.%s.auth.token.value" $name)) .value) }}
+{{- end }}
+{{- with $auth.signature }}
+{{- range $i, $ref := .keys }}
+{{- $refs = append $refs (merge (dict "key" (printf "providers.%s.auth.signature.keys.%d" $name $i)) $ref) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -274,8 +288,8 @@ providers:{{ if not $enabled }} {}{{ end }}
     {{- include "mms-connector.settings" (dict "settings" . "indent" 6) }}
   {{- end }}
   {{- $auth := include "mms-connector.auth" ($settings.auth | default dict) | fromJson }}
-  {{- if not (or $auth.basic $auth.token $auth.allow_cidrs $auth.unauthenticated) }}
-  {{- fail (printf "providers.%s: enabled without auth.basic, auth.token or auth.allow_cidrs, so anyone could post callbacks; set providers.%s.auth.unauthenticated: true if that is meant" $name $name) }}
+  {{- if not (or $auth.basic $auth.token $auth.signature $auth.allow_cidrs $auth.unauthenticated) }}
+  {{- fail (printf "providers.%s: enabled without auth.basic, auth.token, auth.signature or auth.allow_cidrs, so anyone could post callbacks; set providers.%s.auth.unauthenticated: true if that is meant" $name $name) }}
   {{- end }}
   {{- if $auth }}
     auth:
