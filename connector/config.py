@@ -431,7 +431,9 @@ class Config(Strict):
             f"providers.{name}.auth.signature is not set: {name} signs its callbacks, and "
             "without its keys a forged callback is not told apart"
             for name, p in self.enabled().items()
-            if PROVIDERS[name].signature is not None and p.auth.signature is None
+            if PROVIDERS[name].signature is not None
+            and p.auth.signature is None
+            and not p.auth.unauthenticated  # said out loud: no checks, on purpose
         ]
         if self.server.workers > 1 and self.dedupe.shared is None:
             found.append(

@@ -64,7 +64,7 @@ def test_check_config_validates_its_options_and_warns_without_its_keys(
     good = tmp_path / "good.yaml"
     good.write_text(
         "providers:\n  acme:\n    enabled: true\n    subject_in_text: true\n"
-        "    auth: {unauthenticated: true}\n"
+        "    auth: {allow_cidrs: [203.0.113.0/24]}\n"
     )
     done = run("-m", "connector.cli", "check-config", str(good))
     assert done.returncode == 0, done.stderr

@@ -229,13 +229,15 @@ def test_signature_keys_for_a_provider_that_does_not_sign_are_refused() -> None:
 
 
 def test_check_config_warns_about_a_signing_provider_without_keys(provider: Provider) -> None:
-    config = Config.model_validate(
-        {"providers": {provider.name: {"enabled": True, "auth": {"unauthenticated": True}}}}
-    )
-    assert any(
-        w.startswith(f"providers.{provider.name}.auth.signature is not set")
-        for w in config.warnings()
-    )
+    def warned(auth: dict[str, object]) -> bool:
+        config = Config.model_validate(
+            {"providers": {provider.name: {"enabled": True, "auth": auth}}}
+        )
+        prefix = f"providers.{provider.name}.auth.signature is not set"
+        return any(w.startswith(prefix) for w in config.warnings())
+
+    assert warned({"allow_cidrs": ["203.0.113.0/24"]})
+    assert not warned({"unauthenticated": True})  # no checks, on purpose: said already
 
 
 def test_a_provider_that_signs_the_url_needs_it_configured(provider: Provider) -> None:
