@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from bench.paths import REPO
 from connector.config import Config
@@ -168,6 +170,140 @@ def openmarket_mo(variants: int = 12, seed: int = 7) -> list[tuple[Template, int
     return out
 
 
+# --- the providers added since (inbound MMS mostly, some status reports; weights total 10) -----
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _slotted(original: str, keep: int = 0) -> str:
+    """An id with the slot over its characters from `keep` on: as long as the original, and
+    still recognisable (a Twilio SID keeps its `MM`, a UUID its last groups)."""
+    if len(original) < keep + ID_WIDTH:
+        raise ValueError(f"{original!r}: shorter than the {ID_WIDTH}-character slot")
+    return original[:keep] + SLOT + original[keep + ID_WIDTH :]
+
+
+def _form(path: str) -> tuple[str, dict[str, str]]:
+    """A form file's raw text (percent-encoding kept byte for byte) and its decoded fields."""
+    text = (PAYLOADS / path).read_text()
+    return text, dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _set_field(text: str, name: str, value: str) -> str:
+    """The form with field `name`'s raw value replaced; `value` must need no percent-encoding
+    (the slot's token is alphanumeric, so a slotted id does not)."""
+    pattern = re.compile(rf"(?:^|(?<=&)){re.escape(name)}=[^&]*")
+    text, count = pattern.subn(lambda _m: f"{name}={value}", text)
+    if count != 1:
+        raise ValueError(f"form field {name!r} found {count} times")
+    return text
+
+
+def twilio() -> list[tuple[Template, int]]:
+    """Incoming MMS (1 and 3 media) and MMS status callbacks: the MessageSid makes the event
+    id (with MessageStatus and RawDlrDoneDate); SmsSid and SmsMessageSid repeat it, as do the
+    MediaUrl paths."""
+    out = []
+    for file, weight in (
+        ("southport_inbound_mms_1media.form", 4),
+        ("written_inbound_mms_3media_service.form", 3),
+        ("va_status_delivered.form", 2),
+        ("va_status_failed_30008.form", 1),
+    ):
+        text, fields = _form(f"twilio/{file}")
+        sid = fields["MessageSid"]
+        if len(sid) == 34:  # a real SID: MM + 32 hex digits, wherever it appears
+            text = text.replace(sid, _slotted(sid, keep=2))
+        else:  # redacted by the source (SMyyy): an MMS's SID in Twilio's format
+            text = _set_field(text, "MessageSid", f"MM{SLOT}5e0c3a9d1b7f2e64")
+        for twin in ("SmsSid", "SmsMessageSid"):
+            if twin in fields and fields[twin] != sid:
+                text = _set_field(text, twin, f"MM{SLOT}5e0c3a9d1b7f2e64")
+        out.append((_split(file, "twilio", FORM, text), weight))
+    return out
+
+
+def plivo() -> list[tuple[Template, int]]:
+    """Inbound MMS (Media1.., Media0..) and MMS status callbacks: the MessageUUID makes the
+    event id (with Status and Sequence); ParentMessageUUID repeats it."""
+    out = []
+    for file, weight in (
+        ("inbound_mms.written.form", 4),
+        ("inbound_mms_media0.written.form", 3),
+        ("status_delivered_mms.written.form", 2),
+        ("status_undelivered_mms.written.form", 1),
+    ):
+        text, fields = _form(f"plivo/{file}")
+        uuid = fields["MessageUUID"]
+        text = text.replace(uuid, _slotted(uuid))
+        out.append((_split(file, "plivo", FORM, text), weight))
+    return out
+
+
+def telnyx() -> list[tuple[Template, int]]:
+    """message.received MMS (one and a group), an MMS message.sent and a group's
+    message.finalized (a record per recipient): data.id makes the event id; payload.id, the
+    message's, is slotted too."""
+    out = []
+    for file, weight in (
+        ("inbound_mms.telnyx-dotnet.json", 3),
+        ("inbound_mms.docs-receive-message.json", 2),
+        ("inbound_group_mms.ours.json", 2),
+        ("message_sent_mms.openapi-example.json", 2),
+        ("finalized_group_mms.ours.json", 1),  # three recipients: three records
+    ):
+        event = _json(f"telnyx/{file}")
+        assert isinstance(event, dict)
+        data = event["data"]
+        data["id"] = _slotted(data["id"])
+        data["payload"]["id"] = _slotted(data["payload"]["id"])
+        body = json.dumps(event, ensure_ascii=False)
+        out.append((_split(file, "telnyx", "application/json", body), weight))
+    return out
+
+
+def vonage() -> list[tuple[Template, int]]:
+    """Messages API inbound MMS (image + video, a vCard) and status webhooks (submitted,
+    delivered, rejected): message_uuid makes the event id (with status and timestamp)."""
+    out = []
+    for file, weight in (
+        ("written_inbound_mms_image_and_video.json", 4),
+        ("written_inbound_mms_vcard.json", 3),
+        ("written_status_submitted.json", 1),
+        ("written_status_delivered.json", 1),
+        ("written_status_rejected.json", 1),
+    ):
+        event = _json(f"vonage/{file}")
+        assert isinstance(event, dict)
+        uuid = event["message_uuid"]
+        event["message_uuid"] = _slotted(uuid)
+        if "_self" in event:
+            event["_self"]["href"] = event["_self"]["href"].replace(uuid, event["message_uuid"])
+        body = json.dumps(event, ensure_ascii=False)
+        out.append((_split(file, "vonage", "application/json", body), weight))
+    return out
+
+
+def infobip() -> list[tuple[Template, int]]:
+    """Received MMS (a group with SMIL and text parts, single ones) and v2 delivery reports (one,
+    and a batch of four outcomes): each result's messageId makes its event id."""
+    out = []
+    for file, weight in (
+        ("written_inbound_group_text_parts_and_smil.json", 3),
+        ("courier_test_inbound_mms.json", 2),
+        ("openapi_inbound_mms_single.json", 2),
+        ("openapi_v2_delivery_report.json", 2),
+        ("written_v2_reports_every_outcome.json", 1),  # four reports in one callback
+    ):
+        batch = _json(f"infobip/{file}")
+        assert isinstance(batch, dict)
+        for result in batch["results"]:
+            result["messageId"] = _slotted(result["messageId"])  # distinct tails in a batch
+        body = json.dumps(batch, ensure_ascii=False)
+        out.append((_split(file, "infobip", "application/json", body), weight))
+    return out
+
+
 Generator = Callable[[], list[tuple[Template, int]]]
 
 # The callbacks the benchmark sends, by the connector's provider name (connector.providers):
@@ -177,13 +313,22 @@ GENERATORS: dict[str, dict[str, Generator]] = {
     "bandwidth-v2": {"json": bandwidth_v2},
     "openmarket": {"report": openmarket_report, "mo": openmarket_mo},
     "sinch": {"xml": sinch_xml, "json": sinch_json},
+    "twilio": {"form": twilio},
+    "telnyx": {"json": telnyx},
+    "plivo": {"form": plivo},
+    "vonage": {"json": vonage},
+    "infobip": {"json": infobip},
 }
 
-# What a provider's config needs for these callbacks: the seeds' national numbers are American.
+# What a provider's config needs for these callbacks: the seeds' national numbers are American
+# (Twilio's and Telnyx's are all E.164; Infobip's Swiss and Croatian ones read as international).
 SETTINGS: dict[str, dict[str, Any]] = {
     "bandwidth-v1": {"default_country": "US"},
     "bandwidth-v2": {"default_country": "US"},
     "sinch": {"default_country": "US"},
+    "plivo": {"default_country": "US"},
+    "vonage": {"default_country": "US"},
+    "infobip": {"default_country": "US"},
 }
 
 # Each mix: (provider, its generator, share); a generator's weights are multiplied by the share.
@@ -199,6 +344,22 @@ _MIXES: dict[str, tuple[tuple[str, str, int], ...]] = {
         ("openmarket", "report", 15),
         ("openmarket", "mo", 5),
     ),
+    # Every provider an equal share of the callbacks: 60 weight units each (a generator's
+    # weights times its share; openmarket's MO has 12 variants of weight 1). Inbound-heavy:
+    # ~70 % received MMS, as each generator weighs them.
+    "providers": (
+        ("bandwidth-v2", "json", 6),  # 10 x 6
+        ("bandwidth-v1", "json", 20),  # 3 x 20
+        ("sinch", "xml", 12),  # 4 x 12
+        ("sinch", "json", 12),  # 1 x 12
+        ("openmarket", "mo", 3),  # 12 x 3
+        ("openmarket", "report", 24),  # 1 x 24
+        ("twilio", "form", 6),  # 10 x 6 each
+        ("telnyx", "json", 6),
+        ("plivo", "form", 6),
+        ("vonage", "json", 6),
+        ("infobip", "json", 6),
+    ),
 }
 MIXES = tuple(_MIXES)
 
@@ -207,8 +368,11 @@ COVERED = [name for name in PROVIDERS if name in GENERATORS]
 
 
 def provider_settings(name: str) -> dict[str, Any]:
-    """`providers.<name>` enabling a covered provider for these callbacks."""
-    return {"enabled": True, **SETTINGS.get(name, {})}
+    """`providers.<name>` enabling a covered provider for these callbacks. The benchmark posts
+    them unsigned and without credentials: `auth.unauthenticated` says so (a provider that
+    declares a signature checks it only when `auth.signature` gives keys, which this sets
+    none of; without it the connector only warns at start-up)."""
+    return {"enabled": True, "auth": {"unauthenticated": True}, **SETTINGS.get(name, {})}
 
 
 def _route_paths() -> dict[str, str]:
