@@ -126,6 +126,15 @@ def empty_200(_outcome: object) -> Reply:
     return Reply(200)
 
 
+def dead_lettered_200(refusal: Refusal) -> Reply:
+    """200 naming the refusal, once the callback is safe in the dead-letter topic: for providers
+    that retry anything but a 2xx (Telnyx, Infobip) or ask for a 200 on every webhook (Vonage).
+    Retrying an untranslatable callback is pointless."""
+    return json_reply(
+        200, {"status": "dead_lettered", "error": refusal.code, "detail": refusal.detail}
+    )
+
+
 def refused_json(refusal: Refusal) -> Reply:
     """Default refusal: the status and a JSON body naming the problem."""
     return json_reply(refusal.status, {"error": refusal.code, "detail": refusal.detail})

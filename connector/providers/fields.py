@@ -144,6 +144,24 @@ def parse_form(
         raise Refusal("invalid_form", f"body is not a UTF-8 form: {exc}") from None
 
 
+def parse_unique_form(
+    body: bytes, *, max_elements: int = _DEFAULT_LIMITS.max_elements
+) -> dict[str, str]:
+    """A form's fields by name, each sent once: the providers never repeat one, and parsers
+    disagree on which of two copies counts (`duplicate_field`)."""
+    fields: dict[str, str] = {}
+    for name, value in parse_form(body, max_elements=max_elements):
+        if name in fields:
+            raise Refusal("duplicate_field", f"{name!r} is sent more than once")
+        fields[name] = value
+    return fields
+
+
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type value: parameters aside, lower-cased."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def parse_time(value: Any, field: str) -> datetime:
     """Any ISO-8601 form providers send (Z, offsets, fractions, none) as an aware UTC datetime.
 
@@ -204,10 +222,19 @@ def _normalize_number(raw: str, default_country: str | None) -> str:
 
 def expect_str(value: Any, field: str, *, required: bool = False) -> str | None:
     """A string field; numbers are accepted and kept as their text (ids are often numeric)."""
+    if required:
+        return require_str(value, field)
+    return None if value is None or value == "" else _text(value, field)
+
+
+def require_str(value: Any, field: str) -> str:
+    """A string field that must be there and not empty (`missing_field`)."""
     if value is None or value == "":
-        if required:
-            raise Refusal("missing_field", f"{field} is required")
-        return None
+        raise Refusal("missing_field", f"{field} is required")
+    return _text(value, field)
+
+
+def _text(value: Any, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Refusal("invalid_field", f"{field}: expected a string, got {type(value).__name__}")
     return str(value)

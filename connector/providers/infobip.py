@@ -12,7 +12,7 @@ we can check; it retries anything but 200, 1 min + n² min apart, for an undocum
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from connector.providers.contract import (
     Callback,
@@ -20,10 +20,9 @@ from connector.providers.contract import (
     Options,
     Provider,
     Refusal,
-    Reply,
     Sample,
     TranslateContext,
-    json_reply,
+    dead_lettered_200,
 )
 from connector.providers.fields import (
     Parties,
@@ -31,9 +30,11 @@ from connector.providers.fields import (
     expect_str,
     expect_str_list,
     media_from_urls,
+    media_type,
     normalize_parties,
     optional_time,
     parse_json,
+    require_str,
     segment_count,
 )
 from connector.record import EventType, Media, MmsEvent, flatten_attributes
@@ -82,8 +83,8 @@ def translate(callback: Callback, ctx: TranslateContext[Options]) -> list[MmsEve
 def _is_xml(callback: Callback) -> bool:
     """The Content-Type says XML, or the body starts as XML does."""
     header = callback.content_type or callback.headers.get("content-type", "")
-    media_type = header.split(";", 1)[0].strip().lower()
-    return media_type.endswith(("/xml", "+xml")) or callback.body.lstrip()[:1] == b"<"
+    kind = media_type(header)
+    return kind.endswith(("/xml", "+xml")) or callback.body.lstrip()[:1] == b"<"
 
 
 def _results(data: Any, limits: Limits) -> list[Any]:
@@ -131,8 +132,8 @@ def _inbound(
     if "message" not in item and "text" in item:
         # An SMS to the same number reaches the same URL: text, no parts.
         raise Refusal("unknown_event_type", f"{where} is an SMS (text, no parts), not an MMS")
-    message_id = _required(item.get("messageId"), f"{where}.messageId")
-    raw_to = _required(item.get("to"), f"{where}.to")
+    message_id = require_str(item.get("messageId"), f"{where}.messageId")
+    raw_to = require_str(item.get("to"), f"{where}.to")
     group_to, group_cc, group_attributes = _group(item.get("group"), where)
     # The group's `to` repeats our number (Infobip's example): it is the owner, listed once.
     parties = normalize_parties(
@@ -172,11 +173,6 @@ def _inbound(
         occurred_at=optional_time(item.get("receivedAt"), f"{where}.receivedAt"),
         attributes=attributes,
     )
-
-
-def _required(value: Any, field: str) -> str:
-    # expect_str refuses a missing value when it is required: what it returns is a str.
-    return cast(str, expect_str(value, field, required=True))
 
 
 def _group(group: Any, where: str) -> tuple[list[str], list[str], dict[str, str]]:
@@ -241,7 +237,7 @@ def _parts(
 
 def _plain_text(content_type: str | None) -> bool:
     # Parameters aside: the pull API's parts say "text/plain; charset=utf-8".
-    return content_type is None or content_type.split(";", 1)[0].strip().lower() == "text/plain"
+    return content_type is None or media_type(content_type) == "text/plain"
 
 
 def _media(
@@ -268,11 +264,11 @@ def _report(
     callback: Callback,
     ctx: TranslateContext[Options],
 ) -> MmsEvent:
-    message_id = _required(item.get("messageId"), f"{where}.messageId")
+    message_id = require_str(item.get("messageId"), f"{where}.messageId")
     status = item.get("status")
     if not isinstance(status, dict):
         raise Refusal("invalid_field", f"{where}.status: expected an object")
-    group = _required(status.get("groupName"), f"{where}.status.groupName")
+    group = require_str(status.get("groupName"), f"{where}.status.groupName")
     event_type = STATUS_GROUPS.get(group.strip().upper())
     if event_type is None:
         raise Refusal("unknown_status", f"{where}.status.groupName {group!r} is no status group")
@@ -352,12 +348,6 @@ def _first(item: dict[str, Any], paths: tuple[str, ...]) -> tuple[str, Any]:
     return paths[0], None
 
 
-def dead_lettered_200(refusal: Refusal) -> Reply:
-    """Infobip retries anything but 200: once the callback is safe in the dead-letter topic,
-    retrying it is pointless. The body still names the refusal, for Infobip's logs."""
-    return json_reply(200, {"status": "dead_lettered", "error": refusal.code})
-
-
 SAMPLE = Sample(
     b'{"results": [{"messageId": "2034072219640523073", "from": "14155550123",'
     b' "to": "14155550100", "receivedAt": "2024-05-17T18:44:02.512+0000",'
@@ -370,4 +360,5 @@ SAMPLE = Sample(
     "application/json",
     "an MMS to our number with a picture (Infobip's media host is undocumented: example.com)",
 )
+# Infobip retries anything but 200: a dead-lettered callback gets 200.
 PROVIDER = Provider(NAME, translate, SAMPLE, dead_lettered=dead_lettered_200)

@@ -15,7 +15,6 @@ the sorted form and a nonce). Plivo waits 8 s and retries anything but a 2xx 3 t
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -38,6 +37,7 @@ from connector.providers.fields import (
     normalize_parties,
     our_number,
     parse_form,
+    parse_unique_form,
     segment_count,
 )
 from connector.record import Direction, EventType, MmsEvent, flatten_attributes
@@ -106,14 +106,7 @@ def translate(callback: Callback, ctx: TranslateContext[Options]) -> list[MmsEve
 
 
 def _form(body: bytes, limits: Limits) -> dict[str, str]:
-    pairs = parse_form(body, max_elements=limits.max_elements)
-    form = dict(pairs)
-    if len(form) != len(pairs):
-        # Plivo sends each field once; parsers disagree on which of two copies counts.
-        counts = Counter(name for name, _ in pairs)
-        repeated = next(name for name, count in counts.items() if count > 1)
-        raise Refusal("duplicate_field", f"{repeated!r} is sent more than once")
-    return form
+    return parse_unique_form(body, max_elements=limits.max_elements)
 
 
 def _check_mms(raw_type: str | None, direction: Direction) -> None:

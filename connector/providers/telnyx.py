@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from connector.providers.contract import (
     Callback,
     Options,
     Provider,
     Refusal,
-    Reply,
     Sample,
     TranslateContext,
-    json_reply,
+    dead_lettered_200,
 )
 from connector.providers.fields import (
     event_id,
@@ -33,6 +32,7 @@ from connector.providers.fields import (
     normalize_parties,
     optional_time,
     parse_json,
+    require_str,
     segment_count,
 )
 from connector.providers.signatures import Ed25519
@@ -157,7 +157,7 @@ def _message(callback: Callback, ctx: TranslateContext[Options]) -> Message:
     )
     return Message(
         # required=True refuses a missing value, so this is a str.
-        event=cast(str, expect_str(data.get("id"), "data.id", required=True)),
+        event=require_str(data.get("id"), "data.id"),
         direction=direction,
         sender=sender,
         to=_parties(payload.get("to"), f"{PAYLOAD}.to"),
@@ -377,12 +377,6 @@ def _about(error: dict[str, Any], recipient: int) -> bool:
     return pointer.split("/")[2] == str(recipient)
 
 
-def dead_lettered_200(refusal: Refusal) -> Reply:
-    """Telnyx retries anything but a 2xx, six times over two URLs: once the callback is safe
-    in the dead-letter topic, a 200 (its body is ignored; it says what happened) stops that."""
-    return json_reply(200, {"status": "dead_lettered", "error": refusal.code})
-
-
 SIGNATURE = Ed25519(header="telnyx-signature-ed25519", timestamp_header="telnyx-timestamp")
 
 SAMPLE = Sample(
@@ -404,4 +398,5 @@ SAMPLE = Sample(
     "application/json",
     "an inbound MMS with one picture (hosted by Telnyx on S3: the mirror fetches it)",
 )
+# Telnyx retries anything but a 2xx, six times over two URLs: a dead-lettered callback gets 200.
 PROVIDER = Provider(NAME, translate, SAMPLE, dead_lettered=dead_lettered_200, signature=SIGNATURE)

@@ -33,9 +33,11 @@ from connector.providers.fields import (
     event_id,
     expect_str,
     media_from_urls,
+    media_type,
     normalize_parties,
     our_number,
     parse_form,
+    parse_unique_form,
     segment_count,
 )
 from connector.providers.signatures import Hmac, Signed, url_variants
@@ -130,12 +132,7 @@ def _form(callback: Callback, limits: Limits) -> dict[str, str]:
         raise Refusal(
             "unsupported_media_type", "a JSON body: Twilio's messaging webhooks are forms", 415
         )
-    fields: dict[str, str] = {}
-    for name, value in parse_form(callback.body, max_elements=limits.max_elements):
-        if name in fields:
-            raise Refusal("duplicate_field", f"{name!r} is sent twice: which one counts is unclear")
-        fields[name] = value
-    return fields
+    return parse_unique_form(callback.body, max_elements=limits.max_elements)
 
 
 def _address(form: dict[str, str], field: str) -> str | None:
@@ -151,8 +148,8 @@ def _address(form: dict[str, str], field: str) -> str | None:
 
 
 def _is_json(content_type: str) -> bool:
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or media_type.endswith("+json")
+    kind = media_type(content_type)
+    return kind == "application/json" or kind.endswith("+json")
 
 
 def _count(value: str | None) -> int | str | None:

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from connector.providers.contract import (
     Callback,
     Options,
     Provider,
     Refusal,
-    Reply,
     Sample,
     TranslateContext,
-    json_reply,
+    dead_lettered_200,
 )
 from connector.providers.fields import (
     event_id,
@@ -36,6 +35,7 @@ from connector.providers.fields import (
     optional_time,
     our_number,
     parse_json,
+    require_str,
     safe_filename,
 )
 from connector.providers.signatures import JwtBodyHash
@@ -155,7 +155,7 @@ def _inbound(data: dict[str, Any]) -> Kind:
         if not isinstance(primary, dict):
             raise Refusal("missing_field", f"{message_type} (the attachment) is required")
         # required=True refuses a missing value, so this is a str.
-        url = cast(str, expect_str(primary.get("url"), f"{message_type}.url", required=True))
+        url = require_str(primary.get("url"), f"{message_type}.url")
         attachments.append((url, expect_str(primary.get("name"), f"{message_type}.name")))
         consumed.add(f"{message_type}.url")
         if text is None:
@@ -177,7 +177,7 @@ def _content(value: Any) -> list[tuple[str, str | None]]:
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise Refusal("invalid_field", f"content[{i}]: expected an object")
-        url = cast(str, expect_str(item.get("url"), f"content[{i}].url", required=True))
+        url = require_str(item.get("url"), f"content[{i}].url")
         out.append((url, expect_str(item.get("name"), f"content[{i}].name")))
     return out
 
@@ -193,17 +193,6 @@ def _media(
     return [replace(m, filename=safe_filename(names.get(m.uri)) or m.filename) for m in media]
 
 
-def dead_lettered_200(refusal: Refusal) -> Reply:
-    """Once an untranslatable webhook is safe in the dead-letter topic: 200, naming the refusal.
-
-    Its 4xx would end Vonage's retries too, but Vonage's docs ask "at the very least" for a 200
-    on every webhook, to avoid callback queuing (callbacks are queued per message).
-    """
-    return json_reply(
-        200, {"status": "dead_lettered", "error": refusal.code, "detail": refusal.detail}
-    )
-
-
 SAMPLE = Sample(
     b'{"channel": "mms", "message_uuid": "3f0f5a3e-7c0e-4b6e-9a55-1f2d0c8e6b41",'
     b' "to": "12015550123", "from": "14155550100", "timestamp": "2025-02-03T12:14:25Z",'
@@ -217,6 +206,8 @@ PROVIDER = Provider(
     NAME,
     translate,
     SAMPLE,
+    # A 4xx would end Vonage's retries too, but its docs ask "at the very least" for a 200 on
+    # every webhook, to avoid callback queuing (callbacks are queued per message).
     dead_lettered=dead_lettered_200,
     # Vonage retries for 24 hours and does not say whether a retry is signed again: a 403 for
     # a retry carrying its first `iat` would lose the message, a replay is only a duplicate.

@@ -273,7 +273,11 @@ def test_a_dead_lettered_callback_is_answered_200_so_infobip_stops_retrying() ->
     refusal = Refusal("unknown_status", "results[0].status.groupName 'X' is no status group")
     reply = PROVIDERS[NAME].dead_lettered(refusal)
     assert reply.status == 200
-    assert orjson.loads(reply.body) == {"status": "dead_lettered", "error": "unknown_status"}
+    assert orjson.loads(reply.body) == {
+        "status": "dead_lettered",
+        "error": "unknown_status",
+        "detail": refusal.detail,
+    }
 
 
 def test_accepted_callbacks_are_answered_200() -> None:

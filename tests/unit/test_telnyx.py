@@ -302,7 +302,11 @@ def test_replies() -> None:
     # Dead-lettered: a 2xx, or Telnyx retries it five more times.
     kept = PROVIDER.dead_lettered(refusal)
     assert kept.status == 200
-    assert orjson.loads(kept.body) == {"status": "dead_lettered", "error": "not_mms"}
+    assert orjson.loads(kept.body) == {
+        "status": "dead_lettered",
+        "error": "not_mms",
+        "detail": refusal.detail,
+    }
     assert PROVIDER.refused(refusal).status == 400
 
 
