@@ -192,7 +192,7 @@ class CallbackHandler:
         # Secrets are read here, when the app is built: a missing one stops start-up.
         self.auth = auth.Authenticator(
             route.settings.auth, runtime.env, f"providers.{route.name}.auth",
-            route.provider.signature,
+            route.provider.signature, route.settings.max_elements,
         )  # fmt: skip
         self.runtime = runtime
 
@@ -266,6 +266,10 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
             async with asyncio.timeout(route.settings.read_timeout_seconds):
                 body = await _read_body(receive, headers, route.settings.max_body_bytes)
     except Refusal as refusal:
+        if handler.auth.verifies_signature:
+            # A body not kept cannot be verified: not known to be the provider's, so nothing
+            # of it (its headers) goes into the dead-letter topic.
+            return _unauthorized(refusal, outcome)
         # Too large to keep, but kept track of: the letter holds the headers, and the provider
         # gets its dead-letter answer (OpenMarket retried a 413 for ever).
         empty = Callback(b"", headers, received_at, content_type)
@@ -274,14 +278,19 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
         outcome.log("refused", logging.WARNING, error="body_timeout")
         return _refusal_json(Refusal("body_timeout", "request body not received", 408))
 
+    loop = asyncio.get_running_loop()
     if handler.auth.verifies_signature:
+        query = scope.get("query_string", b"").decode("latin-1")
+        verify = functools.partial(handler.auth.verify_signature, request, body, query, time.time())
         try:
-            query = scope.get("query_string", b"").decode("latin-1")
-            handler.auth.verify_signature(request, body, query, time.time())
+            if len(body) > OFFLOAD_BYTES:
+                # Building what is signed parses the body (a 10 MB form: ~1 s): off the loop.
+                await loop.run_in_executor(runtime.workers, verify)
+            else:
+                verify()
         except Refusal as refusal:
             return _unauthorized(refusal, outcome)
     callback = Callback(body, headers, received_at, content_type)
-    loop = asyncio.get_running_loop()
     # One deadline for translating (media puts included) and publishing: the provider stops
     # waiting after its own timeout whichever step is slow.
     deadline = loop.time() + route.settings.deadline_seconds

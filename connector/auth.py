@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from connector.config import AuthConfig, ConfigError
-from connector.providers.contract import Refusal
+from connector.providers.contract import Limits, Refusal
 from connector.providers.signatures import Signature, Signed
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +37,7 @@ class Authenticator:
         env: Mapping[str, str],
         key: str,
         signature: Signature | None = None,
+        max_elements: int = Limits().max_elements,  # the route's budget, for what is signed
     ) -> None:
         self._basic: bytes | None = None
         if config.basic:
@@ -52,6 +53,7 @@ class Authenticator:
         self._signature: Signature | None = None
         self._signature_keys: list[bytes] = []
         self._signed_url, self._max_age = "", 0.0
+        self._max_elements = max_elements
         if config.signature is not None and signature is not None:
             self._signature = signature
             for i, secret in enumerate(config.signature.keys):
@@ -61,7 +63,7 @@ class Authenticator:
                 except ValueError as exc:
                     raise ConfigError(f"{where}: {exc}") from None
             self._signed_url = config.signature.url or ""
-            self._max_age = config.signature.max_age_seconds or signature.max_age
+            self._max_age = config.signature.max_age_seconds or signature.max_age_seconds
 
     @property
     def token_in_path(self) -> bool:
@@ -101,7 +103,7 @@ class Authenticator:
             url += "/" + request.path_token
         if url and query:
             url += "?" + query
-        signed = Signed(url, request.headers, body, now)
+        signed = Signed(url, request.headers, body, now, self._max_elements)
         self._signature.verify(signed, self._signature_keys, self._max_age)
 
     def client_ip(self, request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

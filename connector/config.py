@@ -60,9 +60,13 @@ class Secret(Strict):
                 raise ConfigError(f"{key}: environment variable {self.env} is not set")
             return value
         try:
-            return self.file.read_text().strip()
+            value = self.file.read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{key}: cannot read {self.file}: {exc.strerror}") from None
+        if not value:
+            # An empty key would verify what anyone signs with an empty key.
+            raise ConfigError(f"{key}: {self.file} is empty")
+        return value
 
 
 Setting = str | int | float | bool
@@ -410,7 +414,7 @@ class Config(Strict):
                 settings.options(PROVIDERS[name].options)
             except ValidationError as exc:
                 problems += [(name, err["loc"], err["msg"]) for err in exc.errors()]
-            for key, msg in _signature_problems(PROVIDERS[name].signature, settings.auth.signature):
+            for key, msg in _signature_problems(PROVIDERS[name].signature, settings.auth):
                 problems.append((name, ("auth", "signature", key), msg))
         if problems:
             raise ProviderOptionsError(problems)
@@ -446,16 +450,23 @@ class Config(Strict):
         return self.providers[name].path or f"/callbacks/{name}"
 
 
-def _signature_problems(
-    mechanism: Signature | None, settings: SignatureConfig | None
-) -> list[tuple[str, str]]:
+def _signature_problems(mechanism: Signature | None, auth: AuthConfig) -> list[tuple[str, str]]:
+    """What of `auth.signature` cannot work with the provider's mechanism: said, not ignored."""
+    settings = auth.signature
     if settings is None:
         return []
     if mechanism is None:
         return [("keys", "this provider does not sign its callbacks")]
+    problems = []
     if mechanism.signs_url and settings.url is None:
-        return [("url", "required: this provider signs the URL it posts to")]
-    return []
+        problems.append(("url", "required: this provider signs the URL it posts to"))
+    if not mechanism.signs_url and settings.url is not None:
+        problems.append(("url", "this provider does not sign the URL"))
+    if not mechanism.signs_time and settings.max_age_seconds is not None:
+        problems.append(("max_age_seconds", "this provider signs no time"))
+    if auth.basic is not None and mechanism.header == "authorization":
+        problems.append(("keys", "the signature comes in the Authorization header: no auth.basic"))
+    return problems
 
 
 class ConfigError(Exception):

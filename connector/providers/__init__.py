@@ -31,8 +31,11 @@ def _discover() -> dict[str, Provider]:
             provider: Provider = importlib.import_module(f"{__name__}.{module.name}").PROVIDER
             found[provider.name] = provider
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        plugin = entry.load()
         where = f"entry point {entry.name!r} ({entry.value})"
+        try:
+            plugin = entry.load()
+        except Exception as exc:  # an installed package that does not import: say which
+            raise PluginError(f"{where} does not load: {exc!r}") from exc
         if not isinstance(plugin, Provider):
             raise PluginError(f"{where} is a {type(plugin).__name__}, not a Provider")
         if plugin.name in found:

@@ -328,14 +328,20 @@ MEDIA_URI_SCHEMES = ("http", "https")
 
 
 def media_from_urls(
-    urls: Sequence[str], attributes: dict[str, str], max_media: int, field: str
+    urls: Sequence[str],
+    attributes: dict[str, str],
+    max_media: int,
+    field: str,
+    content_types: Sequence[str | None] = (),
 ) -> list[Media]:
-    """Provider-hosted media URLs as Media, at most `max_media` of them.
+    """Provider-hosted media URLs as Media, at most `max_media` of them, each with its content
+    type when the provider gives them (`content_types`, in the same order).
 
     Only http(s) URLs become media: a `file:`, `data:` or `javascript:` URI (or one that looks
     like our media store's) is no provider's media host. Such a URI is kept in attributes with
-    a code, so nothing is lost. File names are made safe; the name as sent stays in attributes.
-    Their status is `provider`: the content is still at the provider (the mirror fetches it).
+    a code (and its content type), so nothing is lost. File names are made safe; the name as
+    sent stays in attributes. Their status is `provider`: the content is still at the provider
+    (the mirror fetches it).
     """
     if len(urls) > max_media:
         raise Refusal(
@@ -343,17 +349,20 @@ def media_from_urls(
         )
     media = []
     for i, uri in enumerate(urls):
+        content_type = content_types[i] if i < len(content_types) else None
         scheme, sep, _ = uri.partition(":")
         if not sep or scheme.lower() not in MEDIA_URI_SCHEMES or _CONTROL.search(uri):
             attributes[f"media.{i}.refused"] = attribute_value(
                 {"code": "unsupported_media_uri", "uri": uri}
             )
+            if content_type is not None:
+                attributes[f"media.{i}.contentType"] = content_type
             continue
         raw_name = _url_filename(uri)
         name = safe_filename(raw_name)
         if raw_name and name != raw_name:
             attributes[f"media.{i}.filename"] = raw_name
-        media.append(Media(uri=uri, filename=name, status="provider"))
+        media.append(Media(uri=uri, content_type=content_type, filename=name, status="provider"))
     return media
 
 

@@ -11,7 +11,6 @@ we can check; it retries anything but 200, 1 min + n² min apart, for an undocum
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from connector.providers.contract import (
@@ -243,18 +242,9 @@ def _plain_text(content_type: str | None) -> bool:
 def _media(
     parts: list[tuple[str, str | None]], attributes: dict[str, str], max_media: int, where: str
 ) -> list[Media]:
-    """The media parts as Media with their content types; a refused URL's content type is kept
-    beside its refusal (`media.N.contentType`)."""
-    kept: dict[str, str] = {}  # media_from_urls' attributes alone, to see which it refused
-    media = iter(media_from_urls([url for url, _ in parts], kept, max_media, where))
-    out = []
-    for i, (_, content_type) in enumerate(parts):
-        if f"media.{i}.refused" not in kept:
-            out.append(replace(next(media), content_type=content_type))
-        elif content_type is not None:
-            kept[f"media.{i}.contentType"] = content_type
-    attributes |= kept
-    return out
+    """The media parts as Media with their content types."""
+    urls, types = [url for url, _ in parts], [content_type for _, content_type in parts]
+    return media_from_urls(urls, attributes, max_media, where, types)
 
 
 def _report(

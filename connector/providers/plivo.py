@@ -171,7 +171,9 @@ def signed_message(request: signatures.Signed) -> list[bytes]:
     url = urlsplit(request.url)
     base = f"{url.scheme}://{url.netloc}{url.path}"
     query = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(url.query, keep_blank_values=True)))
-    params = "".join(k + v for k, v in sorted(parse_form(request.body)))
+    params = "".join(
+        k + v for k, v in sorted(parse_form(request.body, max_elements=request.max_elements))
+    )
     if params:
         # The "?" even without a query: Plivo's rule for a POST with parameters.
         base += f"?{query}{'.' if query else ''}{params}"

@@ -23,7 +23,7 @@ import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from connector.providers.contract import Refusal
+from connector.providers.contract import Limits, Refusal
 
 # A signature header longer than this is not one: refused before decoding (a few keys' worth
 # of base64 or a JWT of a few claims is far below).
@@ -38,10 +38,16 @@ class Signed:
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
     now: float  # Unix seconds
+    # The route's budget for parsing what is signed (a form's fields), as translate has it.
+    max_elements: int = Limits().max_elements
 
 
 class Signature(Protocol):
     """One signing mechanism, declared by a provider."""
+
+    @property
+    def header(self) -> str:
+        """The header the signature comes in (lower-case)."""
 
     @property
     def signs_url(self) -> bool:
@@ -52,8 +58,8 @@ class Signature(Protocol):
         """Whether the provider signs a timestamp, so a replay window applies."""
 
     @property
-    def max_age(self) -> float:
-        """The replay window, in seconds, when the config sets none."""
+    def max_age_seconds(self) -> float:
+        """The replay window when the config sets none."""
 
     def key(self, text: str) -> bytes:
         """A configured key as the mechanism uses it; ValueError says why one cannot be."""
@@ -88,10 +94,6 @@ def _check_age(request: Signed, sent: str, name: str, max_age: float) -> None:
         )
 
 
-def _utf8(text: str) -> bytes:
-    return text.encode()
-
-
 @dataclass(frozen=True, slots=True)
 class Hmac:
     """An HMAC with a shared secret over what `signed` builds from the request (the URL and
@@ -116,14 +118,14 @@ class Hmac:
     # Further headers that may carry signatures of the same message made with other keys
     # (Plivo: the main account's token, beside the subaccount's).
     more_headers: tuple[str, ...] = ()
-    max_age: float = 300.0
+    max_age_seconds: float = 300.0
 
     @property
     def signs_time(self) -> bool:
         return self.timestamp_header is not None
 
     def key(self, text: str) -> bytes:
-        return _utf8(text)
+        return text.encode()
 
     def verify(self, request: Signed, keys: Sequence[bytes], max_age: float) -> None:
         value = _header(request, self.header)
@@ -143,9 +145,17 @@ class Hmac:
             if s.strip()
         ]
         sent_bytes = [s.encode("latin-1", "replace") for s in sent]
+        try:
+            messages = self.signed(request)
+        except Refusal as refusal:
+            # A body the provider cannot have signed (not a form, over the budget): nothing
+            # verifies it, whichever key.
+            raise Refusal(
+                "signature_invalid", f"the signed message cannot be built ({refusal.code})", 403
+            ) from None
         matched = False
         # Every key against every message and signature: which one matched is not timed.
-        for message in self.signed(request):
+        for message in messages:
             for key in keys:
                 digest = hmac.new(key, message, self.digest).digest()
                 expected = (
@@ -157,6 +167,22 @@ class Hmac:
             raise _not_verified(self.header)
 
 
+# The Ed25519 points of small order, sign bit cleared (libsodium's has_small_order list):
+# OpenSSL verifies against them, and a key among them verifies forgeries.
+SMALL_ORDER_POINTS = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "00" * 32,  # order 4
+        "01" + "00" * 31,  # the neutral element
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+        "ec" + "ff" * 30 + "7f",  # p - 1: order 2
+        "ed" + "ff" * 30 + "7f",  # p, i.e. 0, not reduced
+        "ee" + "ff" * 30 + "7f",  # p + 1, i.e. 1, not reduced
+    )
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Ed25519:
     """An Ed25519 signature (base64) over `<timestamp>|<body>`, made with the provider's
@@ -166,7 +192,7 @@ class Ed25519:
     timestamp_header: str
     signs_url: bool = False
     signs_time: bool = True
-    max_age: float = 300.0  # what Telnyx's SDKs accept either way
+    max_age_seconds: float = 300.0  # what Telnyx's SDKs accept either way
 
     def key(self, text: str) -> bytes:
         try:
@@ -175,6 +201,9 @@ class Ed25519:
             raise ValueError("not base64") from None
         if len(raw) != 32:
             raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+        if raw[:31] + bytes([raw[31] & 0x7F]) in SMALL_ORDER_POINTS:
+            # With such a key, a forged signature verifies for about one timestamp in eight.
+            raise ValueError("a point of small order: no one's public key")
         return raw
 
     def verify(self, request: Signed, keys: Sequence[bytes], max_age: float) -> None:
@@ -206,13 +235,13 @@ class JwtBodyHash:
     claim: str = "payload_hash"
     signs_url: bool = False
     signs_time: bool = True
-    max_age: float = 300.0
+    max_age_seconds: float = 300.0
     # The answer to a callback without a token: Vonage may send one unsigned after an error
     # of its own and sends it again, signed, when answered 5xx (a 4xx loses it).
     unsigned_status: int = 401
 
     def key(self, text: str) -> bytes:
-        return _utf8(text)
+        return text.encode()
 
     def verify(self, request: Signed, keys: Sequence[bytes], max_age: float) -> None:
         scheme, _, token = _header(request, self.header, self.unsigned_status).partition(" ")

@@ -13,7 +13,6 @@ the Fallback URL, if one is set, whenever the primary fails.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import re
@@ -178,15 +177,8 @@ def _media(
 ) -> list[Media]:
     """MediaUrl<N> as media (status `provider`: Twilio hosts them), with MediaContentType<N>."""
     urls = [form[f"MediaUrl{i}"] for i in range(count)]
-    # Its own dict first: a form field named "media.0.refused" must not pass for its note.
-    notes: dict[str, str] = {}
-    media = media_from_urls(urls, notes, max_media, "MediaUrl")
-    kept = [i for i in range(count) if f"media.{i}.refused" not in notes]
-    attributes |= notes
-    return [
-        dataclasses.replace(medium, content_type=form.get(f"MediaContentType{i}") or None)
-        for medium, i in zip(media, kept, strict=True)
-    ]
+    types = [form.get(f"MediaContentType{i}") or None for i in range(count)]
+    return media_from_urls(urls, attributes, max_media, "MediaUrl", types)
 
 
 # --- the signature -----------------------------------------------------------------------------
@@ -200,17 +192,9 @@ def _signed(request: Signed) -> list[bytes]:
         _check_body_hash(request)
         params = ""
     else:
-        params = "".join(name + value for name, value in sorted(set(_signed_form(request.body))))
+        form = parse_form(request.body, max_elements=request.max_elements)
+        params = "".join(name + value for name, value in sorted(set(form)))
     return [(url + params).encode() for url in _urls(request.url)]
-
-
-def _signed_form(body: bytes) -> list[tuple[str, str]]:
-    try:
-        return parse_form(body)
-    except Refusal as refusal:
-        raise Refusal(
-            "signature_invalid", f"the body is no form Twilio signed ({refusal.code})", 403
-        ) from None
 
 
 def _check_body_hash(request: Signed) -> None:

@@ -212,5 +212,5 @@ PROVIDER = Provider(
     # Vonage retries for 24 hours and does not say whether a retry is signed again: a 403 for
     # a retry carrying its first `iat` would lose the message, a replay is only a duplicate.
     # An unsigned webhook follows an error on Vonage's side; a 5xx makes it resend it signed.
-    signature=JwtBodyHash(max_age=86_400, unsigned_status=503),
+    signature=JwtBodyHash(max_age_seconds=86_400, unsigned_status=503),
 )

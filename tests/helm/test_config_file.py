@@ -481,11 +481,13 @@ def test_a_signing_provider_s_signature_loads_and_builds(
     mechanism = PROVIDERS[name].signature
     assert mechanism is not None
     current, upcoming = key_for(mechanism, "current"), key_for(mechanism, "upcoming")
-    url = f"https://mms.example.com/callbacks/{name}"
+    url = f"https://mms.example.com/callbacks/{name}" if mechanism.signs_url else None
+    max_age = 120 if mechanism.signs_time else None
+    # The keys this provider's mechanism takes, and no other (the connector refuses them).
     signature = {
         "keys": [{"env": "MMS_SIGNATURE_KEY"}, {"env": "MMS_SIGNATURE_NEXT_KEY"}],
-        "url": url,
-        "max_age_seconds": 120,
+        **({"url": url} if url else {}),
+        **({"max_age_seconds": max_age} if max_age else {}),
     }
     rendered = _signature_render(
         helm,
@@ -497,7 +499,7 @@ def test_a_signing_provider_s_signature_loads_and_builds(
     )
     config = load_rendered(rendered, tmp_path)
     loaded = config.providers[name].auth.signature
-    assert loaded is not None and loaded.url == url and loaded.max_age_seconds == 120
+    assert loaded is not None and loaded.url == url and loaded.max_age_seconds == max_age
     assert loaded.keys == [
         config_mod.Secret(env="MMS_SIGNATURE_KEY"),
         config_mod.Secret(env="MMS_SIGNATURE_NEXT_KEY"),

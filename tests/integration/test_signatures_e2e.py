@@ -21,11 +21,12 @@ pytestmark = pytest.mark.integration
 
 SIGNING = sorted(name for name, p in PROVIDERS.items() if p.signature is not None)
 QUERY = "tenant=t1"
+MAX_BODY_BYTES = 65_536
 
 
 @pytest.mark.parametrize("name", SIGNING)
 def test_only_the_signed_callback_is_published(
-    make_config, records, topic: str, tmp_path: Path, name: str
+    make_config, records, topic: str, dlq_topic: str, tmp_path: Path, name: str
 ) -> None:
     provider = PROVIDERS[name]
     mechanism = provider.signature
@@ -34,8 +35,9 @@ def test_only_the_signed_callback_is_published(
     (tmp_path / "key").write_text(key.config)
     public = f"https://mms.example.com/callbacks/{name}"
     config: Config = make_config(
-        {name: {"enabled": True, "topic": topic,
-                "auth": {"signature": {"keys": [{"file": str(tmp_path / "key")}], "url": public}}}}
+        {name: {"enabled": True, "topic": topic, "max_body_bytes": MAX_BODY_BYTES,
+                "auth": {"signature": {"keys": [{"file": str(tmp_path / "key")}],
+                                       **({"url": public} if mechanism.signs_url else {})}}}}
     )  # fmt: skip
     body, content_type = provider.sample.body, provider.sample.content_type
     with running(config) as base:
@@ -54,6 +56,11 @@ def test_only_the_signed_callback_is_published(
             f"{base}/callbacks/{name}?{QUERY}", content=body,
             headers={"content-type": content_type}, timeout=30,
         )  # fmt: skip
+        # Too large to keep, so never verified: refused, and nothing of it dead-lettered.
+        oversized = httpx.post(
+            f"{base}/callbacks/{name}", content=b"x" * (MAX_BODY_BYTES + 1),
+            headers={"content-type": content_type, "x-attacker": "chosen"}, timeout=30,
+        )  # fmt: skip
         signed = post(key)
     assert (forged.status_code, forged.json()["error"]) == (403, "signature_invalid")
     unsigned_status = getattr(mechanism, "unsigned_status", 401)  # Vonage: 503, to resend
@@ -61,6 +68,8 @@ def test_only_the_signed_callback_is_published(
         unsigned_status,
         "signature_missing",
     )
+    assert (oversized.status_code, oversized.json()["error"]) == (413, "body_too_large")
     assert signed.status_code == 200, signed.text
     [record] = records(topic)
     assert record.value["provider"] == name
+    assert records(dlq_topic) == []

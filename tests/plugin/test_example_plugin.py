@@ -110,3 +110,17 @@ def test_a_plugin_that_is_no_provider_stops_the_registry(tmp_path: Path) -> None
     )  # fmt: skip
     assert done.returncode != 0
     assert "entry point 'broken' (json:dumps) is a function, not a Provider" in done.stderr
+
+
+def test_a_plugin_that_does_not_import_is_named(tmp_path: Path) -> None:
+    dist = tmp_path / "gone-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gone\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ngone = mms_gone:PROVIDER\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    done = subprocess.run(
+        [sys.executable, "-c", "import connector.providers"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "PluginError: entry point 'gone' (mms_gone:PROVIDER) does not load" in done.stderr

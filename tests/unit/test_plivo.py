@@ -406,4 +406,6 @@ def test_a_body_that_is_no_form_is_refused_while_verifying() -> None:
     request = signed(VECTOR_URL, b"a=%ff", {SIGNATURE_HEADER: VECTORS[1][1]})
     with pytest.raises(Refusal) as info:
         SIGNATURE.verify(request, [TOKEN], 300.0)
-    assert (info.value.code, info.value.status) == ("invalid_form", 400)
+    # No key verifies a body Plivo cannot have signed (signatures.Hmac, for every provider).
+    assert (info.value.code, info.value.status) == ("signature_invalid", 403)
+    assert "invalid_form" in info.value.detail

@@ -8,18 +8,28 @@ made of the Host header.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import Any
 
 import jwt
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from connector.auth import Authenticator, Request
 from connector.config import AuthConfig, Config, ConfigError
 from connector.providers import PROVIDERS
 from connector.providers.contract import Provider, Refusal
-from connector.providers.signatures import Ed25519, Hmac, JwtBodyHash, Signed, url_variants
+from connector.providers.signatures import (
+    SMALL_ORDER_POINTS,
+    Ed25519,
+    Hmac,
+    JwtBodyHash,
+    Signed,
+    url_variants,
+)
 from tests import signing
 
 SIGNING = sorted(name for name, p in PROVIDERS.items() if p.signature is not None)
@@ -258,3 +268,57 @@ def test_a_key_the_mechanism_cannot_use_stops_start_up() -> None:
     config = AuthConfig.model_validate({"signature": {"keys": [{"env": "K"}]}})
     with pytest.raises(ConfigError, match=re.escape("signature.keys.0")):
         Authenticator(config, {"K": "dGVzdA=="}, "providers.x.auth", provider.signature)
+
+
+def test_an_empty_key_file_stops_start_up(tmp_path) -> None:
+    # An empty key would verify anything signed with an empty key (a forged Twilio callback).
+    empty = tmp_path / "key"
+    empty.write_text("\n")
+    provider = PROVIDERS[SIGNING[0]]
+    config = AuthConfig.model_validate({"signature": {"keys": [{"file": str(empty)}]}})
+    with pytest.raises(ConfigError, match="is empty"):
+        Authenticator(config, {}, "providers.x.auth", provider.signature)
+
+
+@pytest.mark.parametrize("point", sorted(SMALL_ORDER_POINTS), ids=lambda p: p.hex()[:8])
+def test_ed25519_keys_of_small_order_are_refused(point: bytes) -> None:
+    mechanism = Ed25519("sig", "ts")
+    for encoded in (point, point[:31] + bytes([point[31] | 0x80])):  # either sign
+        with pytest.raises(ValueError, match="small order"):
+            mechanism.key(base64.b64encode(encoded).decode())
+
+
+def test_a_small_order_key_would_verify_a_forgery() -> None:
+    # Why they are refused: with the all-zero key (order 4), R = the neutral element and S = 0
+    # verify whenever the hash is a multiple of 4, one timestamp in four.
+    key = Ed25519PublicKey.from_public_bytes(bytes(32))
+    forged = bytes([1]) + bytes(63)
+    verified = 0
+    for ts in range(64):
+        try:
+            key.verify(forged, f"{ts}|{{}}".encode())
+            verified += 1
+        except InvalidSignature:
+            pass
+    assert verified > 0
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "auth", "problem"),
+    [
+        (JwtBodyHash(), {"url": "https://h.example/cb"}, "does not sign the URL"),
+        (Hmac("x", lambda r: [r.body]), {"max_age_seconds": 60}, "signs no time"),
+        (JwtBodyHash(), {"basic": True}, "no auth.basic"),
+    ],
+)
+def test_settings_the_mechanism_would_ignore_are_config_errors(
+    mechanism: Any, auth: dict[str, Any], problem: str
+) -> None:
+    from connector.config import _signature_problems
+
+    signature = {"keys": [{"env": "K"}], **{k: v for k, v in auth.items() if k != "basic"}}
+    config: dict[str, Any] = {"signature": signature}
+    if "basic" in auth:
+        config["basic"] = {"username": "u", "password": {"env": "P"}}
+    found = _signature_problems(mechanism, AuthConfig.model_validate(config))
+    assert any(problem in msg for _key, msg in found), found

@@ -135,7 +135,10 @@ TABLE = [
                 medium("MEc40f7a2e9b1d6358e0a3c7f2b9d4e561", "text/vcard"),
             ],
             "attributes": including(
-                {"media.1.refused": '{"code":"unsupported_media_uri","uri":"cat.jpg"}'}
+                {
+                    "media.1.refused": '{"code":"unsupported_media_uri","uri":"cat.jpg"}',
+                    "media.1.contentType": "video/3gpp",  # kept beside it, not lost
+                }
             ),
         },
     ),

@@ -26,9 +26,11 @@ from connector.providers.contract import (
 from connector.providers.fields import (
     event_id,
     expect_str,
+    media_from_urls,
     normalize_parties,
     optional_time,
     parse_json,
+    require_str,
 )
 from connector.providers.signatures import Hmac, Signed
 from connector.record import EventType, Media, MmsEvent, flatten_attributes
@@ -50,20 +52,19 @@ def translate(callback: Callback, ctx: TranslateContext[AcmeOptions]) -> list[Mm
     data = parse_json(callback.body, max_elements=ctx.limits.max_elements)
     if not isinstance(data, dict):
         raise Refusal("invalid_event", "expected one JSON object")
-    kind = expect_str(data.get("type"), "type", required=True)
+    kind = require_str(data.get("type"), "type")
     if kind == "mo":
         event_type: EventType = "received"
     elif kind == "status":
-        status = expect_str(data.get("status"), "status", required=True) or ""
+        status = require_str(data.get("status"), "status")
         if status not in STATUSES:
             raise Refusal("unknown_status", f"status {status!r} is not one Acme documents")
         event_type = STATUSES[status]
     else:
         raise Refusal("unknown_event_type", f"type {kind!r} is neither mo nor status")
-    message_id = expect_str(data.get("id"), "id", required=True)
-    raw_from = expect_str(data.get("from"), "from", required=True)
-    raw_to = expect_str(data.get("to"), "to", required=True)
-    assert raw_from is not None and raw_to is not None
+    message_id = require_str(data.get("id"), "id")
+    raw_from = require_str(data.get("from"), "from")
+    raw_to = require_str(data.get("to"), "to")
     inbound = event_type == "received"
     owner = raw_to if inbound else raw_from
     parties = normalize_parties(
@@ -75,6 +76,7 @@ def translate(callback: Callback, ctx: TranslateContext[AcmeOptions]) -> list[Mm
         subject, text = text.split("\n\n", 1)
         subject = subject[: ctx.options.max_subject_chars]
     attributes = flatten_attributes(data, CONSUMED) | parties.raw
+    media = _media(data.get("media"), attributes, ctx.limits.max_media)
     return [
         MmsEvent(
             event_id=event_id(NAME, message_id, kind, data.get("status"), data.get("time")),
@@ -87,7 +89,7 @@ def translate(callback: Callback, ctx: TranslateContext[AcmeOptions]) -> list[Mm
             to=parties.to,
             text=text,
             subject=subject,
-            media=_media(data.get("media"), ctx.limits.max_media),
+            media=media,
             provider_message_id=message_id,
             occurred_at=optional_time(data.get("time"), "time"),
             error_description=expect_str(data.get("error"), "error"),
@@ -96,20 +98,17 @@ def translate(callback: Callback, ctx: TranslateContext[AcmeOptions]) -> list[Mm
     ]
 
 
-def _media(value: Any, budget: int) -> list[Media]:
+def _media(value: Any, attributes: dict[str, str], budget: int) -> list[Media]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
         raise Refusal("invalid_field", "media must be a list of objects")
-    if len(value) > budget:
-        raise Refusal("too_many_media", f"{len(value)} media, over the {budget} budget", 413)
-    return [
-        Media(
-            uri=expect_str(m.get("url"), f"media[{i}].url", required=True) or "",
-            content_type=expect_str(m.get("content_type"), f"media[{i}].content_type"),
-        )
-        for i, m in enumerate(value)
+    urls = [require_str(m.get("url"), f"media[{i}].url") for i, m in enumerate(value)]
+    types = [
+        expect_str(m.get("content_type"), f"media[{i}].content_type") for i, m in enumerate(value)
     ]
+    # Only http(s) URLs, safe file names, the budget: the shared rules every provider keeps.
+    return media_from_urls(urls, attributes, budget, "media", types)
 
 
 def _signed(request: Signed) -> list[bytes]:

@@ -13,10 +13,8 @@ MO = (
     '"media":[{"url":"https://media.acme.example/m/1.jpg","content_type":"image/jpeg"}]}'
 )
 
-# What a hosted media entry leaves unset (the mirror fills some in).
-NO_MEDIA_FIELDS = dict.fromkeys(
-    ("size", "sha256", "filename", "source_uri", "url", "status", "reason")
-)
+# What a hosted media entry leaves unset until the mirror has fetched it.
+UNFETCHED = dict.fromkeys(("size", "sha256", "source_uri", "url", "reason"))
 
 TABLE = [
     Case(
@@ -30,8 +28,10 @@ TABLE = [
             "text": "Hi\n\nthere",
             "media": [
                 {
-                    **NO_MEDIA_FIELDS,
+                    **UNFETCHED,
                     "uri": "https://media.acme.example/m/1.jpg",
+                    "filename": "1.jpg",
+                    "status": "provider",
                     "content_type": "image/jpeg",
                 }
             ],
