@@ -561,7 +561,14 @@ SINCH_CONTENT_TYPES = st.sampled_from(
      "application/json", "application/json; charset=utf-8", "text/plain",
      "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ";;", "/xml"]
 )  # fmt: skip
-_SINCH_FILES = file_seeds("sinch", {".xml": "application/xml", ".json": "application/json"})
+_SINCH_FILES = file_seeds(
+    "sinch",
+    {
+        ".xml": "application/xml",
+        ".json": "application/json",
+        ".form": "application/x-www-form-urlencoded",
+    },
+)
 # Text an XML tree can hold: lxml refuses to put anything else into one. Control characters
 # and surrogates reach the parser as character references instead (`xml_escape`).
 XML_TEXT = st.text(
@@ -671,6 +678,158 @@ _SINCH_JSON = json_seeds("sinch")
 _XML_POSTBACKS = st.lists(
     st.tuples(st.sampled_from([*SINCH_TEXT_FIELDS, "content"]), _XML_TREES), max_size=12
 ).map(lambda children: f"<postback>{render_xml(children)}</postback>".encode())
+# --- Sinch: Skycore's dialect ------------------------------------------------------------------
+# MERGE (fuzzing.patch beside this file does all three; fuzzing_merged_preview.py is the result):
+# paste this block into the Sinch section of tests/fuzzing.py just above `SINCH = Target(`, then
+# (1) add the three families at the end of SINCH's dict:
+#         "skycore_trees": st.builds(
+#             Sample, skycore_documents(), XML_CONTENT_TYPES, limits=LIMIT_CHOICES
+#         ),
+#         "skycore_forms": st.builds(
+#             Sample, skycore_forms(), SKYCORE_FORM_CONTENT_TYPES, limits=LIMIT_CHOICES
+#         ),
+#         "skycore_budgets": skycore_budgets(),
+# and (2) give the .form payload files to the Sinch byte family as well:
+#     _SINCH_FILES = file_seeds(
+#         "sinch",
+#         {
+#             ".xml": "application/xml",
+#             ".json": "application/json",
+#             ".form": "application/x-www-form-urlencoded",
+#         },
+#     )
+# TARGETS needs no change (SINCH is in it). The new Skycore payload files join the existing
+# bytes and xml_fields families by themselves (file_seeds reads every .xml of the directory).
+# form_text, used below, is defined further down (form bodies): it is looked up when drawn.
+
+# Mostly text an XML document can hold, so that records come out too; now and then hostile.
+SKYCORE_TEXT = XML_TEXT | XML_TEXT | HOSTILE_TEXT
+# Skycore's field names (upper case, some unlike Sinch's) with plausible values of each.
+SKYCORE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "ORIGIN": st.sampled_from(["MMS_MO", "MMS_MT", "SMS_MT", "SMS_MO", "mms_mt", ""]),
+    "CODE": st.sampled_from(
+        ["N401", "N101", "N102", "N202", "N103", "E101", "E102", "E202", "N501", "E502",
+         "N003", "E002", "n102", ""]
+    ),
+    "FROM": NUMBERS,
+    "TO": NUMBERS,
+    "KEYWORD": SKYCORE_TEXT,
+    "SUBJECT": SKYCORE_TEXT,
+    "TRACKINGID": SKYCORE_TEXT | NUMBERS,
+    "SPID": st.sampled_from(["0001470", "0001570", "000157", "31002", ""]),
+    "TIMESTAMP": TIMES | st.sampled_from(["2012-06-07 07:27:34.398593-04", "2012-06-07"]),
+    "SENTAS": st.sampled_from(["MMS", "SMS", ""]),
+    "STATUS": st.sampled_from(
+        ["Message Sent", "Message Sent/Delivered", "Message Failed", "Message Sent/Expired",
+         "Message,Sent/Expired", "Message Sent/Not Supported", "Message Sent/Rejected", ""]
+    ),
+    "MMSID": SKYCORE_TEXT,
+    "STATUSDETAILS": SKYCORE_TEXT,
+    "HANDSET": SKYCORE_TEXT,
+    "AGGREGATORID": SKYCORE_TEXT,
+    "HISTORYID": SKYCORE_TEXT,
+}  # fmt: skip
+# Skycore's documented postbacks, each as a start that translates: an MO, a report from our
+# short code, and one without FROM (keyed by its tracking id).
+SKYCORE_BASES = [
+    {"ORIGIN": "MMS_MO", "CODE": "N401", "FROM": "13217949521", "TO": "74700",
+     "TRACKINGID": "MMS_MO_iLnCRrL6", "SPID": "0001470"},
+    {"ORIGIN": "MMS_MT", "CODE": "N102", "FROM": "60856", "TO": "16502424956",
+     "TRACKINGID": "TU1TXzU5Nzg3OQ==", "STATUS": "Message Sent/Delivered"},
+    {"ORIGIN": "MMS_MT", "CODE": "E102", "TO": "16502424956", "TRACKINGID": "TU1TXzU5Nzg3Nw==",
+     "STATUSDETAILS": "Recipient blocked by mobile operator"},
+]  # fmt: skip
+# How a name is written: Skycore's upper case, Sinch's lower case, or between.
+NAME_CASES = st.sampled_from([str.upper, str.upper, str.lower, str.title, str.swapcase])
+SKYCORE_XSI = (
+    ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    ' xsi:noNamespaceSchemaLocation ="http://www.skycore.com/schema/postback.xsd"'
+)
+
+
+@st.composite
+def skycore_fields(draw: st.DrawFn) -> list[tuple[str, Any]]:
+    """One Skycore postback's fields: a documented one with fields deleted, given values of
+    their kind or junk, added, repeated, and now and then content files."""
+    fields: dict[str, Any] = dict(draw(st.sampled_from(SKYCORE_BASES)))
+    for name in draw(st.lists(st.sampled_from(sorted(fields)), max_size=2)):
+        fields.pop(name, None)
+    for name in draw(st.lists(st.sampled_from(sorted(SKYCORE_FIELDS)), max_size=4)):
+        fields[name] = draw(SKYCORE_FIELDS[name] | SKYCORE_TEXT)
+    pairs = list(fields.items())
+    if draw(st.booleans()):
+        pairs.append(("CONTENT", [("FILE", url) for url in draw(st.lists(URLS, max_size=4))]))
+    if pairs and draw(st.integers(0, 4)) == 0:
+        pairs.append(draw(st.sampled_from(pairs)))
+    return pairs
+
+
+@st.composite
+def skycore_documents(draw: st.DrawFn) -> bytes:
+    """Skycore postbacks as documents: names in any case, one postback or, as before July
+    2014, one to three in <NOTIFICATION>s, with or without a declaration and xsi attributes."""
+
+    def render(pairs: list[tuple[str, Any]]) -> str:
+        out = []
+        for name, value in pairs:
+            tag = draw(NAME_CASES)(name)
+            inner = render(value) if isinstance(value, list) else xml_escape(value)
+            out.append(f"<{tag}>{inner}</{tag}>")
+        return "".join(out)
+
+    postbacks = draw(st.lists(skycore_fields(), min_size=1, max_size=3))
+    if len(postbacks) == 1 and draw(st.booleans()):
+        body = render(postbacks[0])
+    else:
+        body = render([("NOTIFICATION", p) for p in postbacks])
+    root = draw(NAME_CASES)("POSTBACK")
+    head = draw(st.sampled_from(["", "<?xml version='1.0'?>\n"]))
+    attributes = draw(st.sampled_from(["", SKYCORE_XSI]))
+    return f"{head}<{root}{attributes}>{body}</{root}>".encode()
+
+
+# Mostly a form's; without one a form is not read (unsupported_media_type).
+SKYCORE_FORM_CONTENT_TYPES = st.sampled_from(
+    ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded",
+     "application/x-www-form-urlencoded; charset=UTF-8", "", "text/plain"]
+)  # fmt: skip
+# A postback that translates, for the forms to carry now and then.
+SKYCORE_MO = (harness.PAYLOADS / "sinch" / "skycore_mms_mo.written.xml").read_text()
+
+
+@st.composite
+def skycore_forms(draw: st.DrawFn) -> bytes:
+    """A postback in the form field `xml` (its name in any case, or one that only looks like
+    it), now and then beside other fields or a second copy, written as a hostile sender might
+    (form_text)."""
+    xml = draw(st.just(SKYCORE_MO) | skycore_documents().map(bytes.decode))
+    name = draw(st.sampled_from(["xml", "xml", "XML", "Xml", "xml ", "xmlx"]))
+    others = st.tuples(st.sampled_from(["account", "id", "account", "XML"]), SKYCORE_TEXT)
+    pairs = [(name, xml), *draw(st.lists(others, max_size=2))]
+    return draw(form_text(draw(st.permutations(pairs))))
+
+
+@st.composite
+def skycore_budgets(draw: st.DrawFn) -> Sample:
+    """Valid Skycore MOs around the budgets: <NOTIFICATION>s around max_events, files in one
+    around max_media, and a form's fields around max_elements."""
+    mo = "<ORIGIN>MMS_MO</ORIGIN><TO>74700</TO><TRACKINGID>MMS_MO_{}</TRACKINGID>"
+    kind = draw(st.sampled_from(["notifications", "files", "form fields"]))
+    if kind == "notifications":
+        n = draw(around(LIMITS.max_events))
+        inner = "".join(f"<NOTIFICATION>{mo.format(i)}</NOTIFICATION>" for i in range(n))
+        return Sample(f"<POSTBACK>{inner}</POSTBACK>".encode(), "application/xml")
+    n = draw(around(LIMITS.max_media))
+    files = "".join(f"<FILE>https://h.example/{i}.jpg</FILE>" for i in range(n))
+    notification = f"<NOTIFICATION>{mo.format(0)}<CONTENT>{files}</CONTENT></NOTIFICATION>"
+    document = f"<POSTBACK>{notification}</POSTBACK>"
+    if kind == "files":
+        return Sample(document.encode(), "application/xml")
+    padding = "".join(f"&pad{i}=" for i in range(draw(around(LIMITS.max_elements))))
+    body = f"xml={quote_plus(document)}{padding}".encode()
+    return Sample(body, "application/x-www-form-urlencoded")
+
+
 SINCH = Target(
     "sinch",
     {
@@ -684,6 +843,13 @@ SINCH = Target(
         ),
         "xml_trees": st.builds(Sample, _XML_POSTBACKS, XML_CONTENT_TYPES, limits=LIMIT_CHOICES),
         "xml_budgets": st.builds(Sample, sinch_xml_budgets(), XML_CONTENT_TYPES),
+        "skycore_trees": st.builds(
+            Sample, skycore_documents(), XML_CONTENT_TYPES, limits=LIMIT_CHOICES
+        ),
+        "skycore_forms": st.builds(
+            Sample, skycore_forms(), SKYCORE_FORM_CONTENT_TYPES, limits=LIMIT_CHOICES
+        ),
+        "skycore_budgets": skycore_budgets(),
     },
 )
 

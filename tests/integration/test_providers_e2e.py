@@ -46,6 +46,37 @@ CASES = [
         {"Content-Type": "application/json"},
         ("28444", "received", 2),
     ),
+    # The documented MO in Skycore's dialect, raw and as the form field xml: the MO's record.
+    (
+        "sinch",
+        "sinch",
+        "skycore_mms_mo.written.xml",
+        {"Content-Type": "application/xml"},
+        ("28444", "received", 3),
+    ),
+    ("sinch", "sinch", "skycore_mms_mo.written.form", FORM, ("28444", "received", 3)),
+    # Reports: from our short code; without FROM, keyed by the tracking id.
+    (
+        "sinch",
+        "sinch",
+        "skycore_v13_mms_mt_N102_binary.xml",
+        {"Content-Type": "application/xml"},
+        ("60856", "delivered", 0),
+    ),
+    (
+        "sinch",
+        "sinch",
+        "skycore_2014mar_mms_mt_N102_binary_no_from.xml",
+        {"Content-Type": "application/xml"},
+        ("TU1TXzU5Nzg3OQ==", "delivered", 0),
+    ),
+    (
+        "sinch",
+        "sinch",
+        "sinch_xml_mms_mt_E102.xml",
+        {"Content-Type": "application/xml"},
+        ("28444", "failed", 0),
+    ),
     (
         "infobip",
         "infobip",

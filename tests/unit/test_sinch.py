@@ -1,15 +1,18 @@
-"""Sinch MMS MO postbacks (XML and JSON) to canonical records: the table (tests/harness.py runs
-it), golden records beside the payloads in tests/payloads/sinch/."""
+"""Sinch MMS postbacks (MOs and MT reports, in Sinch's and Skycore's dialects; XML, JSON or an
+XML form field) to canonical records: the table (tests/harness.py runs it), golden records
+beside the payloads in tests/payloads/sinch/ (README.md there cites each file's source)."""
 
 from __future__ import annotations
 
 import encodings
 import json
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 from connector.providers.contract import Callback
 from connector.providers.sinch import NAME
@@ -22,10 +25,18 @@ MODULE = harness.module_of(NAME)
 CONTENT = "https://mms-content.example.com/mo"
 XML = {"Content-Type": "application/xml"}
 JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # The fields every MO must have, for building small XML postbacks.
 REQUIRED = "<origin>MMS_MO</origin><tracking-id>MMS_MO_t1</tracking-id><to>28444</to>"
 MO_XML = payload(MODULE, "mms_mo.xml")
 MO_JSON = payload(MODULE, "mms_mo.json")
+# The documented Sinch MO in Skycore's dialect: the same values, so the same record.
+SKYCORE_MO = payload(MODULE, "skycore_mms_mo.written.xml").decode()
+SKYCORE_N102 = payload(MODULE, "skycore_v13_mms_mt_N102_binary.xml").decode()
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SKYCORE_XSD = "http://www.skycore.com/schema/postback.xsd"
+# The tracking id of the MT of Skycore's examples.
+TRACKED = "<TRACKINGID>TU1TXzU5Nzg3OQ==</TRACKINGID>"
 translate = harness.Translator(NAME)
 
 
@@ -57,8 +68,40 @@ def declared(encoding: str, subject: str) -> Case:
 
 
 def refused(label: str, body: bytes | str, headers: dict[str, str], code: str) -> Case:
-    # Sinch retries only 5xx and 429: a 400 is final, as a malformed postback should be.
+    # Answered 400 and dead-lettered (Sinch sends it again 5 times, 5 minutes apart).
     return Case(label, body=body, headers=headers, refused=(code, 400))
+
+
+def report(code: str, *elements: str, origin: str = "MMS_MT") -> str:
+    """A Skycore MT report from our short code 60856, with numbers and ids of Skycore's examples."""
+    fields = f"<ORIGIN>{origin}</ORIGIN><CODE>{code}</CODE><FROM>60856</FROM><TO>16502424956</TO>"
+    return f"<POSTBACK>{fields}{TRACKED}{''.join(elements)}</POSTBACK>"
+
+
+def notified(*documents: str) -> str:
+    """Skycore postbacks as its form before July 2014 had them: in one <POSTBACK>, each
+    wrapped in a <NOTIFICATION>."""
+    inner = (d.strip().removeprefix("<POSTBACK>").removesuffix("</POSTBACK>") for d in documents)
+    return f"<POSTBACK>{''.join(f'<NOTIFICATION>{i}</NOTIFICATION>' for i in inner)}</POSTBACK>"
+
+
+# Sinch's names for the fields Skycore names otherwise; the rest it writes in lower case.
+SINCH_NAMES = {
+    "TRACKINGID": "tracking-id",
+    "SPID": "operator-id",
+    "MMSID": "mms-id",
+    "SENTAS": "sent-as",
+}
+
+
+def in_sinch_names(document: str) -> str:
+    return re.sub(
+        r"<(/?)([A-Z]+)>", lambda m: f"<{m[1]}{SINCH_NAMES.get(m[2], m[2].lower())}>", document
+    )
+
+
+def form(**fields: str) -> str:
+    return "&".join(f"{name}={quote_plus(value)}" for name, value in fields.items())
 
 
 # Bodies and headers that read as the XML or the JSON payload file (label: (body, headers)).
@@ -389,6 +432,260 @@ TABLE = [
             ("attribute name", b"<postback><to a" + b"n" * 129 + b'="1">28444</to></postback>'),
         ]
     ),
+    # Skycore's dialect (accounts from Skycore's platform): its documented MO, wrapped or not.
+    Case("Skycore's MO", file="skycore_v13_mms_mo.xml", headers=XML, golden=True),
+    Case(
+        "Skycore's MO before July 2014, in a NOTIFICATION",
+        file="skycore_v13_2014early_mms_mo_notification_wrapped.xml",
+        headers=XML,
+        golden=True,
+    ),
+    Case(
+        "the documented MO in Skycore's dialect gives the same record",
+        file="skycore_mms_mo.written.xml",
+        headers=XML,
+        golden="mms_mo_xml",
+    ),
+    Case(
+        "the same in a NOTIFICATION",
+        body=notified(SKYCORE_MO),
+        headers=XML,
+        golden="mms_mo_xml",
+    ),
+    Case(
+        "the same as the form field xml",
+        file="skycore_mms_mo.written.form",
+        headers=FORM,
+        golden="mms_mo_xml",
+    ),
+    Case(
+        "the same as the form field XML",
+        body=form(XML=SKYCORE_MO),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"},
+        golden="mms_mo_xml",
+    ),
+    Case(
+        "the form's other fields are kept",
+        body=form(account="acme", Xml=SKYCORE_MO, sent=""),
+        headers=FORM,
+        fields={
+            "owner": "28444",
+            "attributes": including({"form.account": "acme", "form.sent": "", "form.Xml": ABSENT}),
+        },
+    ),
+    Case(
+        "in a form, the text is UTF-8 whatever the XML declares",
+        body=form(
+            xml='<?xml version="1.0" encoding="ISO-8859-1"?>'
+            + SKYCORE_MO.replace("<SUBJECT></SUBJECT>", "<SUBJECT>café ✓</SUBJECT>")
+        ),
+        headers=FORM,
+        fields={"subject": "café ✓"},
+    ),
+    Case(
+        "names in any case",
+        body="<PostBack><Origin>MMS_MO</Origin><TrackingId>t1</TrackingId><To>28444</To>"
+        "<Subject>Hi</Subject><Content><File>https://x.example/a.gif</File></Content>"
+        "<Spid>0001470</Spid></PostBack>",
+        headers=XML,
+        fields={
+            "provider_message_id": "t1",
+            "subject": "Hi",
+            "media": [Media("https://x.example/a.gif", filename="a.gif", status="provider")],
+            "attributes": including({"operator-id": "0001470"}),
+        },
+    ),
+    Case(
+        "unknown names are kept as sent",
+        body=notified(SKYCORE_MO.replace("<CODE>", "<HISTORYID>455811</HISTORYID><CODE>")),
+        headers=XML,
+        fields={"attributes": including({"HISTORYID": "455811", "historyid": ABSENT})},
+    ),
+    Case(
+        "what a wrapping POSTBACK holds beside its NOTIFICATION is kept",
+        body=notified(SKYCORE_MO).replace(
+            "<POSTBACK>",
+            f'<POSTBACK xmlns:xsi="{XSI}" xsi:noNamespaceSchemaLocation="{SKYCORE_XSD}">',
+            1,
+        ),
+        headers=XML,
+        fields={"attributes": including({"postback.@noNamespaceSchemaLocation": SKYCORE_XSD})},
+    ),
+    Case(
+        "two NOTIFICATIONs, two records",
+        body=notified(report("N101"), report("N102")),
+        headers=XML,
+        fields=[
+            {"event_type": "sent", "provider_message_id": "TU1TXzU5Nzg3OQ=="},
+            {"event_type": "delivered", "provider_message_id": "TU1TXzU5Nzg3OQ=="},
+        ],
+    ),
+    Case(
+        "files of content outside a postback are no media",
+        body=postback("<x><content><file>https://x.example/a.gif</file></content></x>"),
+        headers=XML,
+        settings={"max_media": 0},
+        fields={
+            "media": [],
+            "attributes": including({"x.content.file": "https://x.example/a.gif"}),
+        },
+    ),
+    # MT reports, in either dialect.
+    *(
+        Case(f"report {file}", file=file, headers=XML, golden=True)
+        for file in [
+            "skycore_v13_mms_mt_N101_binary.xml",
+            "skycore_v13_mms_mt_N101_xhtml.xml",
+            "skycore_v13_mms_mt_N102_binary.xml",
+            "skycore_v13_mms_mt_N202_xhtml_labelled_N102.xml",
+            "skycore_v13_mms_mt_E101.xml",
+            "skycore_v13_mms_mt_E102.xml",
+            # No FROM, so no number of ours: keyed by the tracking id.
+            "skycore_2014mar_mms_mt_N102_binary_no_from.xml",
+            "sinch_xml_mms_mt_N101_binary.xml",
+            "sinch_xml_mms_mt_N101_html.xml",
+            "sinch_xml_mms_mt_N102_binary.xml",
+            "sinch_xml_mms_mt_N102_html.xml",
+            "sinch_xml_mms_mt_E101.xml",
+            "sinch_xml_mms_mt_E102.xml",
+            "sinch_xml_ddm_N501.xml",
+            "sinch_xml_ddm_N502.xml",
+        ]
+    ),
+    Case("Sinch's XML MO example", file="sinch_xml_mms_mo.xml", headers=XML, golden=True),
+    Case("Sinch's JSON MO example", file="sinch_json_mms_mo_N401.json", headers=JSON, golden=True),
+    Case(
+        "Skycore's N102 in Sinch's names gives the same record",
+        body=in_sinch_names(SKYCORE_N102),
+        headers=XML,
+        golden="skycore_v13_mms_mt_N102_binary",
+    ),
+    Case(
+        "a report as JSON",
+        body=mo_json(origin="MMS_MT", code="N102", **{"from": "28444"}, to="12399471613"),
+        headers=JSON,
+        fields={"event_type": "delivered", "owner": "28444", "to": ["+12399471613"]},
+    ),
+    Case(
+        "a report's national numbers with a default country",
+        body=report("N101").replace("16502424956", "6502424956"),
+        headers=XML,
+        settings={"default_country": "US"},
+        fields={"owner": "60856", "to": ["+16502424956"]},
+    ),
+    Case(
+        "an all-digit tracking id without from keys the report as sent",
+        body="<POSTBACK><ORIGIN>MMS_MT</ORIGIN><CODE>N101</CODE><TO>16502424956</TO>"
+        "<TRACKINGID>14155550100</TRACKINGID></POSTBACK>",
+        headers=XML,
+        fields={
+            "owner": "14155550100",
+            "from": None,
+            "provider_message_id": "14155550100",
+            "attributes": including({"raw.owner": ABSENT}),
+        },
+    ),
+    *(
+        Case(
+            f"{code} with status {status!r}",
+            body=report(code, f"<STATUS>{status}</STATUS>", "<STATUSDETAILS>why</STATUSDETAILS>"),
+            headers=XML,
+            fields={
+                "event_type": event_type,
+                "error_code": code if event_type == "failed" else None,
+                "error_description": "why" if event_type == "failed" else None,
+            },
+        )
+        for code, status, event_type in [
+            ("N101", "Message Sent", "sent"),
+            ("N101", "Message Failed", "failed"),
+            ("N102", "Message Sent/Delivered", "delivered"),
+            ("N102", "Message Sent/Expired", "failed"),
+            ("N102", "Message Sent/Rejected", "failed"),
+            ("N202", "Message Sent/Failed", "failed"),
+            ("N103", "", "failed"),
+            ("E102", "Message Sent/Not Supported", "failed"),
+            ("E102", "Message,Sent/Expired", "failed"),
+            ("E202", "Message Sent/Failed", "failed"),
+            ("N502", "Message Sent/Delivered", "delivered"),
+            ("E501", "Message Failed", "failed"),
+        ]
+    ),
+    # Refused: what reports on no message, other origins, and forms without a postback.
+    *(
+        Case(f"refused: {file}", file=file, headers=XML, refused=("unknown_event_type", 400))
+        for file in [
+            "skycore_v13_savemms_N003.xml",
+            "skycore_v13_savemms_E002.xml",
+            "sinch_xml_savemms_N003.xml",
+            "sinch_xml_savemms_E002.xml",
+            "skycore_v13_sms_mo.xml",
+        ]
+    ),
+    Case(
+        "Skycore's 2012 NOTIFICATION alone",
+        file="skycore_2012_batched_notification_mms_mt_N102_binary.xml",
+        headers=XML,
+        refused=("invalid_event", 400),
+    ),
+    refused(
+        "Skycore's 2012 batch: the fields in a BODY",
+        "<POSTBACK>"
+        + payload(MODULE, "skycore_2012_batched_notification_mms_mt_N102_binary.xml").decode()
+        + "</POSTBACK>",
+        XML,
+        "missing_field",
+    ),
+    refused("SMS MT report", report("N202", origin="SMS_MT"), XML, "unknown_event_type"),
+    refused("unknown MT code", report("N999"), XML, "unknown_event_type"),
+    refused("MT code in lower case", report("n102"), XML, "unknown_event_type"),
+    refused("MT without code", report(""), XML, "missing_field"),
+    refused("MT without tracking id", report("N102").replace(TRACKED, ""), XML, "missing_field"),
+    refused(
+        "MT with neither from nor a tracking id to key it",
+        mo_json(origin="MMS_MT", code="N101", tracking_id="  "),
+        JSON,
+        "missing_field",
+    ),
+    refused("TO and to", report("N101", "<to>16502424957</to>"), XML, "invalid_field"),
+    refused(
+        "MT bad timestamp", report("N101", "<TIMESTAMP>07/06/2012</TIMESTAMP>"), XML, "invalid_time"
+    ),
+    refused("an empty NOTIFICATION", "<POSTBACK><NOTIFICATION/></POSTBACK>", XML, "invalid_event"),
+    refused(
+        "a NOTIFICATION of text",
+        "<POSTBACK><NOTIFICATION>N401</NOTIFICATION></POSTBACK>",
+        XML,
+        "invalid_event",
+    ),
+    refused("form without the xml field", form(XMLS=SKYCORE_MO), FORM, "missing_field"),
+    refused("form with an empty xml field", form(xml=""), FORM, "missing_field"),
+    refused("form with xml and XML", form(xml=SKYCORE_MO, XML=SKYCORE_MO), FORM, "duplicate_field"),
+    refused(
+        "form with xml twice", form(xml="<a/>") + "&" + form(xml="<a/>"), FORM, "duplicate_field"
+    ),
+    refused("form with JSON in the xml field", form(xml=MO_JSON.decode()), FORM, "invalid_xml"),
+    refused("form not UTF-8", b"xml=%FF", FORM, "invalid_form"),
+    refused(
+        "form of a DOCTYPE",
+        form(xml=payload(MODULE, "xxe.xml").decode()),
+        FORM,
+        "xml_doctype_forbidden",
+    ),
+    Case(
+        "more NOTIFICATIONs than max_events",
+        body=notified(SKYCORE_MO, SKYCORE_MO, SKYCORE_MO),
+        headers=XML,
+        settings={"max_events": 2},
+        refused=("too_many_events", 413),
+    ),
+    Case(
+        "more files in a NOTIFICATION than max_media",
+        body=notified(SKYCORE_MO),
+        headers=XML,
+        settings={"max_media": 2},
+        refused=("too_many_media", 413),
+    ),
 ]
 
 test_table = harness.table_test(NAME, TABLE)
@@ -400,6 +697,21 @@ def test_event_ids_come_from_the_tracking_id() -> None:
         assert event.event_id == event_id(NAME, "MMS_MO_iLnCRrL6")
     [event] = translate(MO_JSON, JSON)
     assert event.event_id == event_id(NAME, "MMS_MO_pQ83xZk1")
+
+
+def test_report_ids_come_from_the_tracking_id_code_and_time() -> None:
+    tracking_id = "TU1TXzU5Nzg3OQ=="
+    [sent] = translate(payload(MODULE, "skycore_v13_mms_mt_N101_binary.xml"), XML)
+    [delivered] = translate(payload(MODULE, "skycore_v13_mms_mt_N102_binary.xml"), XML)
+    assert sent.event_id == event_id(
+        NAME, "MMS_MT", tracking_id, "N101", "2012-06-07T07:27:29-05:00"
+    )
+    assert delivered.event_id == event_id(
+        NAME, "MMS_MT", tracking_id, "N102", "2012-06-07T07:27:34-05:00"
+    )
+    # E101 has no time; its id is the tracking id's and the code's.
+    [failed] = translate(payload(MODULE, "skycore_v13_mms_mt_E101.xml"), XML)
+    assert failed.event_id == event_id(NAME, "MMS_MT", "TU1TXzU5Nzg3Nw==", "E101", None)
 
 
 def test_content_type_from_headers_when_the_callback_has_none() -> None:
