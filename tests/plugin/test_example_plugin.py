@@ -98,29 +98,33 @@ def test_its_table_and_the_shared_signature_tests_pass(run: Run) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_a_plugin_that_is_no_provider_stops_the_registry(tmp_path: Path) -> None:
-    dist = tmp_path / "broken-0.1.dist-info"
+def registry_with(tmp_path: Path, name: str, value: str) -> subprocess.CompletedProcess[str]:
+    """Import the registry with one more installed distribution whose entry point `name` is
+    `value`."""
+    dist = tmp_path / f"{name}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nbroken = json:dumps\n")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{name} = {value}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", "import connector.providers"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def test_a_plugin_that_is_no_provider_stops_the_registry(tmp_path: Path) -> None:
+    done = registry_with(tmp_path, "broken", "json:dumps")
     assert done.returncode != 0
     assert "entry point 'broken' (json:dumps) is a function, not a Provider" in done.stderr
 
 
 def test_a_plugin_that_does_not_import_is_named(tmp_path: Path) -> None:
-    dist = tmp_path / "gone-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gone\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ngone = mms_gone:PROVIDER\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    done = subprocess.run(
-        [sys.executable, "-c", "import connector.providers"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = registry_with(tmp_path, "gone", "mms_gone:PROVIDER")
     assert done.returncode != 0
     assert "PluginError: entry point 'gone' (mms_gone:PROVIDER) does not load" in done.stderr
+
+
+def test_a_plugin_may_not_take_a_built_in_name(tmp_path: Path) -> None:
+    done = registry_with(tmp_path, "twin", "connector.providers.sinch:PROVIDER")
+    assert done.returncode != 0
+    assert "declares 'sinch', which is already a provider" in done.stderr
