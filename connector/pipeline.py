@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 # Room for the record batch's own fields next to key, value and headers (librdkafka counts
 # them against message.max.bytes too).
 RECORD_OVERHEAD_BYTES = 1024
+# What one callback may produce, past its own size: records repeat parts of a callback (a
+# Telnyx event per recipient, the fields beside Sinch's notifications, Infobip's batch), and an
+# 844 KB Sinch postback of 100 notifications beside 9,500 fields made 92 MB of records.
+MAX_AMPLIFICATION = 4
+AMPLIFICATION_FLOOR_BYTES = 1024 * 1024
 # Attributes that may differ between retries of one event without its content differing:
 # request headers (OpenMarket's X-Request-Id), how the provider delivered this copy (Telnyx's
 # meta: attempt, the URL posted to) and the envelope of a batch (Infobip may batch a retried
@@ -113,7 +118,17 @@ def translate(
         # Parsers should refuse cleanly; this net keeps a parser bug from becoming a 500.
         log.exception("%s: parser failed unexpectedly", route.name)
         raise Refusal("untranslatable", f"the callback could not be translated ({exc!r})") from exc
-    return [_encoded(route, event) for event in events]
+    encoded = [_encoded(route, event) for event in events]
+    produced = sum(len(e.payload) for e in encoded)
+    allowed = MAX_AMPLIFICATION * len(callback.body) + AMPLIFICATION_FLOOR_BYTES
+    if produced > allowed:
+        raise Refusal(
+            "records_too_large",
+            f"{len(encoded)} records of {produced} bytes in all from a {len(callback.body)}-byte "
+            f"callback; at most {allowed}",
+            status=413,
+        )
+    return encoded
 
 
 def _encoded(route: Route, event: MmsEvent) -> EncodedEvent:

@@ -26,6 +26,8 @@ from connector.record import Direction, Media, attribute_value
 from connector.record import event_id as derive_event_id
 
 MAX_JSON_DEPTH = 32
+# Field and element names become attribute keys; real ones are a few words long.
+MAX_NAME_CHARS = 128
 # Short codes are 3-8 digits in the markets these providers serve; never re-format them.
 MAX_SHORT_CODE_DIGITS = 8
 # No phone number is longer (E.164: 15 digits; with spaces, dashes and a prefix, well under).
@@ -139,9 +141,12 @@ def parse_form(
     if body.count(b"&") >= max_elements:
         raise Refusal("too_many_elements", f"form over the {max_elements}-field budget", 413)
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise Refusal("invalid_form", f"body is not a UTF-8 form: {exc}") from None
+    if any(len(name) > MAX_NAME_CHARS for name, _ in pairs):
+        raise Refusal("name_too_long", f"a form field name over {MAX_NAME_CHARS} characters", 413)
+    return pairs
 
 
 def parse_unique_form(

@@ -20,6 +20,7 @@ any signing of postbacks. Any answer but 200 is retried every 5 minutes, at most
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import re
 from typing import Any, Literal
 from xml.parsers import expat
@@ -36,6 +37,7 @@ from connector.providers.contract import (
 )
 from connector.providers.fields import (
     MAX_JSON_DEPTH,
+    MAX_NAME_CHARS,
     Parties,
     event_id,
     expect_str,
@@ -73,8 +75,13 @@ REPORT_CODES: dict[str, EventType] = {
 }
 # A status naming a failure makes a report of any code a failure: Skycore's 2014 docs give N101
 # the status "Message Failed" and N102 "Message Sent/Expired" or "Message Sent/Rejected" (its
-# later docs, and Sinch's, report those as E101 and E102). Sinch writes "Not Supported".
-FAILURE_STATUS = re.compile(r"fail|expired|rejected|not ?supported", re.IGNORECASE)
+# later docs, and Sinch's, report those as E101 and E102). The documented failure statuses,
+# compared without case and spaces (Sinch writes "Not Supported", once "Message,Sent/Expired");
+# a status merely containing "fail" ("Delivered via SMS failover") is no failure.
+FAILURE_STATUSES = {
+    "messagefailed", "messagesent/failed", "messagesent/rejected", "messagesent/expired",
+    "messagesent/notsupported", "message,sent/expired",
+}  # fmt: skip
 # Fields with a canonical home; everything else (origin, code, keyword, operator-id, unknown
 # elements) lands in attributes.
 CONSUMED = {"from", "to", "tracking-id", "timestamp", "message-subject", "content"}
@@ -191,7 +198,7 @@ def _report_type(code: str, status: Any) -> EventType:
     event_type = REPORT_CODES.get(code)
     if event_type is None:
         raise Refusal("unknown_event_type", f"MMS_MT code {code!r} reports on no message")
-    if isinstance(status, str) and FAILURE_STATUS.search(status):
+    if isinstance(status, str) and "".join(status.lower().split()) in FAILURE_STATUSES:
         return "failed"
     return event_type
 
@@ -265,7 +272,9 @@ def _form(body: bytes, limits: Limits) -> list[dict[str, Any]]:
     beside = {f"form.{name}": value for name, value in fields.items()}
     # The form's text is decoded already (UTF-8): an encoding its declaration names is not the
     # text's any more, and expat, told the encoding, ignores the declaration.
-    return [beside | postback for postback in _xml("UTF-8", xml.encode(), limits)]
+    # One budget for the form's fields and the document's elements together.
+    rest = dataclasses.replace(limits, max_elements=max(1, limits.max_elements - len(fields)))
+    return [beside | postback for postback in _xml("UTF-8", xml.encode(), rest)]
 
 
 def _xml(encoding: str, text: bytes, limits: Limits) -> list[dict[str, Any]]:
@@ -367,10 +376,6 @@ def _refuse_doctype(*_: object) -> None:
     raise Refusal(
         "xml_doctype_forbidden", "XML with a DOCTYPE is refused (entities, external DTDs)"
     )
-
-
-# Sinch's element names are a few words long; nothing real comes near this.
-MAX_NAME_CHARS = 128
 
 
 class _PostbackBuilder:

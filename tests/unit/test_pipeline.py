@@ -105,3 +105,26 @@ def test_a_telnyx_retry_has_the_first_copys_digest(tmp_path) -> None:
     [again] = pipeline.translate(telnyx, callback(retry))
     assert first.event.attributes != again.event.attributes
     assert (again.event.event_id, again.digest) == (first.event.event_id, first.digest)
+
+
+def test_a_callback_cannot_make_records_many_times_its_size(tmp_path) -> None:
+    # Found by review: Sinch copies the fields beside its notifications into every record, so
+    # 100 tiny notifications beside 8,000 fields made 100 records of 8,000 attributes each.
+    notification = (
+        "<NOTIFICATION><ORIGIN>MMS_MO</ORIGIN><CODE>N401</CODE><FROM>14155550100</FROM>"
+        "<TO>28444</TO><TRACKINGID>MMS_MO_{i}</TRACKINGID></NOTIFICATION>"
+    )
+    body = (
+        "<POSTBACK>"
+        + "".join(f"<F{i}>v</F{i}>" for i in range(8000))
+        + "".join(notification.format(i=i) for i in range(100))
+        + "</POSTBACK>"
+    ).encode()
+    sinch = harness.route("sinch", tmp_path)
+    with pytest.raises(Refusal) as info:
+        pipeline.translate(sinch, callback(body, {"content-type": "application/xml"}))
+    assert (info.value.code, info.value.status) == ("records_too_large", 413)
+    # The same notifications alone are fine: a few records, each about the body's size.
+    alone = ("<POSTBACK>" + notification.format(i=1) + "</POSTBACK>").encode()
+    [only] = pipeline.translate(sinch, callback(alone, {"content-type": "application/xml"}))
+    assert only.event.provider_message_id == "MMS_MO_1"

@@ -116,11 +116,16 @@ TABLE = [
         fields={"media": hosted("Media0", "Media2", "Media02", "Media10")},
     ),
     Case(
-        "a Media key of 5,000 digits sorts last (int() would refuse it)",
+        "a Media key of 5,000 digits: no field name is that long (it would be an attribute key)",
         body=form(INBOUND, **media("Media" + "9" * 5000)),
         headers=FORM,
-        # The third medium: its name, too long for a file name, kept as sent.
-        fields={"attributes": including({"media.2.filename": "Media" + "9" * 5000})},
+        refused=("name_too_long", 413),
+    ),
+    Case(
+        "a Media key of 100 digits sorts last (int() is never called on it)",
+        body=form(INBOUND, **media("Media" + "9" * 100)),
+        headers=FORM,
+        fields={"media": hosted(*INBOUND_MEDIA, "Media" + "9" * 100)},
     ),
     Case(
         "MediaCount is a cross-check only: every Media<n> is taken",

@@ -609,6 +609,8 @@ TABLE = [
             ("E202", "Message Sent/Failed", "failed"),
             ("N502", "Message Sent/Delivered", "delivered"),
             ("E501", "Message Failed", "failed"),
+            # Only the documented failure statuses: "fail" in a status is no failure.
+            ("N102", "Delivered via SMS failover", "delivered"),
         ]
     ),
     # Refused: what reports on no message, other origins, and forms without a postback.
@@ -746,6 +748,17 @@ def with_elements(count: int, attributes: int = 0) -> str:
     """A postback of `count` elements (it and its three required fields included)."""
     attrs = "".join(f' a{i}="v"' for i in range(attributes))
     return f"<postback{attrs}>{REQUIRED}" + "<x/>" * (count - 4) + "</postback>"
+
+
+def test_a_form_and_its_postback_share_one_element_budget() -> None:
+    # The form's fields and the document's elements are one callback's: one budget.
+    budget = harness.default(NAME, "max_elements")
+    document = with_elements(budget - 3)
+    fields = {f"f{i}": "" for i in range(3)}
+    [event] = translate(form(xml=document, **fields), FORM)
+    assert event.attributes["form.f0"] == ""
+    refused = translate.refusal(form(xml=document, extra="", **fields), FORM)
+    assert (refused.code, refused.status) == ("too_many_elements", 413)
 
 
 def test_element_budget_edge_counts_elements_and_attributes() -> None:
