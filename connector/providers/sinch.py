@@ -309,22 +309,16 @@ def _xml(encoding: str, text: bytes, limits: Limits) -> list[dict[str, Any]]:
         raise Refusal("invalid_xml", f"body is not well-formed XML: {exc}") from None
     if builder.root_name != "postback":
         raise Refusal("invalid_event", f"expected a <postback> document, got <{builder.root_name}>")
-    return _postbacks(builder.root, limits)
+    return _postbacks(builder.root)
 
 
-def _postbacks(root: dict[str, Any], limits: Limits) -> list[dict[str, Any]]:
+def _postbacks(root: dict[str, Any]) -> list[dict[str, Any]]:
     """The document's postbacks: the document itself or, in Skycore's form before July 2014,
     each <NOTIFICATION> in it, with whatever else the document holds beside ("postback.*")."""
     wrapped = root.pop("notification", None)
     if wrapped is None:
         return [_fields(root)]
     notifications = wrapped if isinstance(wrapped, list) else [wrapped]
-    if len(notifications) > limits.max_events:
-        raise Refusal(
-            "too_many_events",
-            f"{len(notifications)} notifications, over the {limits.max_events} budget",
-            status=413,
-        )
     if not all(isinstance(notification, dict) for notification in notifications):
         raise Refusal("invalid_event", "a <NOTIFICATION> holds no fields")
     beside = {f"postback.{key}": value for key, value in _fields(root).items()}
@@ -396,6 +390,7 @@ class _PostbackBuilder:
         # Elements and attributes alike become fields of the record: both count.
         self._max_elements, self._elements = limits.max_elements, 0
         self._max_media, self._files = limits.max_media, 0
+        self._max_events, self._notifications = limits.max_events, 0
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         self._elements += 1 + len(attrib)
@@ -414,8 +409,15 @@ class _PostbackBuilder:
             # to parse, flatten and encode before the record was found too large.
             raise Refusal("name_too_long", f"an XML name over {MAX_NAME_CHARS} characters", 413)
         name = ELEMENT_NAMES.get(local.lower(), local)
-        if name == "content" and self._is_postback(depth - 1):
-            self._files = 0
+        if depth == 1 and name == "notification":
+            self._notifications += 1
+            if self._notifications > self._max_events:
+                raise Refusal(
+                    "too_many_events",
+                    f"more than {self._max_events} notifications, over the budget",
+                    status=413,
+                )
+            self._files = 0  # each postback's files count against max_media
         elif name == "file" and self._is_postback(depth - 2) and self._open[-1][0] == "content":
             self._files += 1
             if self._files > self._max_media:

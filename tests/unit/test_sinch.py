@@ -733,6 +733,17 @@ def test_300k_files_are_refused_at_the_first_past_the_media_budget() -> None:
     assert translate.refusal(body[: len(body) // 2], XML).code == "too_many_media"
 
 
+def test_budgets_are_checked_while_parsing_however_the_body_is_split() -> None:
+    # Files in several <content>s count together; notifications count as they open: cut in
+    # half (no longer well-formed), such bodies are still refused by their budget.
+    budget = harness.default(NAME, "max_media")
+    split = postback(*("<content><file>https://x.example/a.jpg</file></content>",) * (2 * budget))
+    assert translate.refusal(split[: len(split) * 3 // 4], XML).code == "too_many_media"
+    events = harness.default(NAME, "max_events")
+    many = notified(*(SKYCORE_MO,) * (2 * events))
+    assert translate.refusal(many[: len(many) * 3 // 4], XML).code == "too_many_events"
+
+
 def test_media_budget_edge_in_either_form() -> None:
     budget = harness.default(NAME, "max_media")
     urls = [f"{CONTENT}/MMS_MO_t1/part{i}.jpg" for i in range(budget + 1)]
