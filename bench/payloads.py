@@ -128,10 +128,14 @@ def openmarket_report() -> list[tuple[Template, int]]:
 
 
 def _image_b64(size: int, rng: random.Random) -> str:
-    """Random bytes as MIME base64 (76-character lines) with an id slot at its start."""
+    """Random bytes as MIME base64 (76-character lines) with an id slot at its start.
+
+    Wrapped before the slot goes in, so once the id fills it every line is 76 characters, as
+    an encoder writes them (wrapped after, the first line was 86).
+    """
     encoded = base64.b64encode(rng.randbytes(size)).decode()
-    encoded = SLOT + encoded[ID_WIDTH:]  # the slot stands in for the first 16 characters
-    return "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    wrapped = "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    return SLOT + wrapped[ID_WIDTH:]  # the slot stands in for the first 16 characters
 
 
 def openmarket_mo(variants: int = 12, seed: int = 7) -> list[tuple[Template, int]]:

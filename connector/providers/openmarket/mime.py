@@ -226,11 +226,10 @@ def _decode(payload: bytes, encoding: str | None, media_type: str, params: dict[
 
 
 def _b64decode(text: bytes, *, line_breaks_only: bool = False) -> bytes:
-    """Strict base64 that ignores line breaks (and, unless told otherwise, other whitespace).
-
-    Images are hundreds of KB of base64: pybase64's SIMD decoder and bytes.replace take ~0.1 ms
-    where the standard library's decoder and bytes.translate took ~1.7 ms per 200 KB image.
-    """
+    """Strict base64 that ignores line breaks (and, unless told otherwise, other whitespace)."""
+    decoded = _wrapped_b64decode(text)
+    if decoded is not None:
+        return decoded
     compact = text.replace(b"\r", b"").replace(b"\n", b"")
     try:
         return pybase64.b64decode(compact, validate=True)
@@ -239,6 +238,43 @@ def _b64decode(text: bytes, *, line_breaks_only: bool = False) -> bytes:
             raise
     # The rare encoder that pads lines with blanks: the slow path, still strict.
     return pybase64.b64decode(text.translate(None, _WHITESPACE), validate=True)
+
+
+def _wrapped_b64decode(text: bytes) -> bytes | None:
+    """`text` decoded when it is what encoders write: lines of one width, one line break
+    between them (CRLF or LF), padding only at the end, nothing but the alphabet in them;
+    None for anything else, which the strict path then reads (or refuses).
+
+    Deleting the line breaks of a 200 KB image cost ~290 us (bytes.replace, twice for CRLF),
+    30 times its SIMD decode. pybase64's lenient decode skips them itself (~90 us); the line
+    breaks are checked where they must be (strided slices), and the decoded length shows that
+    nothing else was skipped: each character dropped changes it, or fails the padding.
+    """
+    width = text.find(b"\n")
+    if width <= 0:
+        return None  # one line: the strict path has no line breaks to delete
+    breaks = b"\r\n" if text[width - 1] == 0x0D else b"\n"
+    width -= len(breaks) - 1
+    stride = width + len(breaks)
+    end = len(text) - len(breaks) if text.endswith(breaks) else len(text)
+    lines = len(text[width:end:stride])  # line breaks between lines, one per full line
+    if not (0 < end - lines * stride <= width):
+        return None  # the last line is empty or longer than the others
+    for offset, byte in enumerate(breaks):
+        found = text[width + offset : end : stride]
+        if len(found) != lines or found.count(byte) != lines:
+            return None
+    characters = end - lines * len(breaks)
+    last = text[max(0, end - 4) : end]
+    padding = len(last) - len(last.rstrip(b"="))
+    first_pad = text.find(b"=")
+    if characters % 4 or padding > 2 or (first_pad != -1 and first_pad != end - padding):
+        return None
+    try:
+        decoded = pybase64.b64decode(text)
+    except binascii.Error:
+        return None
+    return decoded if len(decoded) == characters // 4 * 3 - padding else None
 
 
 def _maybe_base64(payload: bytes, media_type: str, charset: str | None) -> bytes:
