@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import shutil
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from connector import config as config_mod
+from connector import media as media_mod
 from connector.config import MediaConfig, S3StoreConfig, Secret
+from connector.group_sync import syncfs_reports_errors
 from connector.media import (
     DeferredPuts,
     FilesystemMediaStore,
@@ -87,11 +91,12 @@ def test_a_wrong_file_at_the_final_path_is_rewritten(
 
 
 class _Calls:
-    """os.fsync and os.replace, recorded in order (what was fsynced: 'file' or the dir path)."""
+    """os.fsync, os.replace and the group's syncfs, recorded in order (what was fsynced:
+    'file' or 'dir')."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.log: list[tuple[str, str]] = []
-        real_fsync, real_replace = os.fsync, os.replace
+        real_fsync, real_replace, real_syncfs = os.fsync, os.replace, media_mod.syncfs
 
         def fsync(fd: int) -> None:
             kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
@@ -102,30 +107,102 @@ class _Calls:
             self.log.append(("replace", Path(dst).name))
             real_replace(src, dst)
 
+        def syncfs(fd: int) -> None:
+            self.log.append(("syncfs", os.readlink(f"/proc/self/fd/{fd}")))
+            real_syncfs(fd)
+
         monkeypatch.setattr(os, "fsync", fsync)
         monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(media_mod, "syncfs", syncfs)
 
 
-def test_the_file_and_its_directory_are_fsynced_before_store_returns(
+NEEDS_SYNCFS = pytest.mark.skipif(
+    not syncfs_reports_errors(), reason="syncfs reports writeback errors from Linux 5.8"
+)
+
+
+def _store_syncing_by(
+    kind: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> FilesystemMediaStore:
+    """The store as it is where syncfs reports errors, or (`fsync`) where it does not."""
+    if kind == "fsync":
+        monkeypatch.setattr(media_mod, "syncfs_reports_errors", lambda: False)
+    return FilesystemMediaStore(root)
+
+
+@pytest.fixture
+def fsync_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FilesystemMediaStore:
+    return _store_syncing_by("fsync", tmp_path / "media", monkeypatch)
+
+
+SYNC_KINDS = [pytest.param("syncfs", marks=NEEDS_SYNCFS), "fsync"]
+
+
+@NEEDS_SYNCFS
+def test_one_syncfs_of_the_store_makes_the_renamed_file_durable_before_store_returns(
     store: FilesystemMediaStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _Calls(monkeypatch)
     store.store(JPEG, "image/jpeg", None)
-    # The bytes before the rename that names them, the directory entry after it.
-    renamed = calls.log.index(("replace", DIGEST))
-    assert ("fsync", "file") in calls.log[:renamed]
-    assert ("fsync", "dir") in calls.log[renamed + 1 :]
+    # (Before them, the fsyncs of the directories made for it: once per shard.)
+    assert calls.log[-2:] == [("replace", DIGEST), ("syncfs", str(store.root))]
+    assert ("fsync", "file") not in calls.log
 
 
-def test_a_file_already_there_is_fsynced_too(
-    store: FilesystemMediaStore, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", SYNC_KINDS)
+def test_a_failed_sync_fails_the_put(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    store = _store_syncing_by(kind, tmp_path / "media", monkeypatch)
+
+    def broken(_fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(media_mod if kind == "syncfs" else os, kind, broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.store(JPEG, "image/jpeg", None)
+    monkeypatch.undo()
+    assert _leftovers(store.root) == []
+    store.store(JPEG, "image/jpeg", None)  # the next put finds the file and syncs it
+    assert _path(store).read_bytes() == JPEG
+
+
+def test_without_syncfs_the_file_and_its_directory_are_fsynced_before_store_returns(
+    fsync_store: FilesystemMediaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _Calls(monkeypatch)
+    fsync_store.store(JPEG, "image/jpeg", None)
+    # The file once renamed (a wrong file under its name is rewritten by the next put), then
+    # the directory entry.
+    assert calls.log[-3:] == [("replace", DIGEST), ("fsync", "file"), ("fsync", "dir")]
+
+
+@pytest.mark.parametrize("kind", SYNC_KINDS)
+def test_a_file_already_there_is_made_durable_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     # A crashed attempt may have renamed it into place without its bytes reaching the disk.
+    store = _store_syncing_by(kind, tmp_path / "media", monkeypatch)
     store.store(JPEG, "image/jpeg", None)
     calls = _Calls(monkeypatch)
     store.store(JPEG, "image/jpeg", None)
-    assert ("fsync", "file") in calls.log and ("fsync", "dir") in calls.log
-    assert not any(op == "replace" for op, _ in calls.log)
+    expected = [("syncfs", str(store.root))] if kind == "syncfs" else [
+        ("fsync", "file"), ("fsync", "dir")
+    ]  # fmt: skip
+    assert calls.log == expected
+
+
+@NEEDS_SYNCFS
+def test_the_parts_of_concurrent_puts_share_syncs(
+    store: FilesystemMediaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _Calls(monkeypatch)
+    contents = [JPEG + bytes([i]) for i in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda c: store.put_all([(c, hashlib.sha256(c).hexdigest())]), contents))
+    syncs = sum(op == "syncfs" for op, _ in calls.log)
+    assert 1 <= syncs < len(contents)
+    assert all(_path(store, c).read_bytes() == c for c in contents)
 
 
 def test_a_shard_directory_removed_since_is_made_again(store: FilesystemMediaStore) -> None:
@@ -136,7 +213,7 @@ def test_a_shard_directory_removed_since_is_made_again(store: FilesystemMediaSto
     assert _path(store).read_bytes() == JPEG
 
 
-@pytest.mark.parametrize("failing", ["fsync", "replace", "fchmod"])
+@pytest.mark.parametrize("failing", ["replace", "fchmod"])
 def test_the_temp_file_is_removed_on_any_error(
     store: FilesystemMediaStore, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
