@@ -1,12 +1,13 @@
-"""Avro binary encoding, compiled once per schema into one writer per type.
+"""Avro binary encoding, compiled once per schema into the source of one function.
 
 fastavro's schemaless writer took 37 us for a Bandwidth v2 record, the largest single cost of a
 JSON callback (bench/results/2026-12-02-speed.md): it resolves each union and converts each
 logical type per value, generically. Compiled for the schema, the same bytes take 16 us (cavro,
-a Cython codec, also 15 us, but pulls in numpy). Only the types the connector's schemas use are
-supported; any other fails at start-up, when the schema is compiled. Values are checked as
-they are written: a record that does not fit the schema raises (the pipeline dead-letters it),
-and tests/unit/test_avro_binary.py checks the bytes against fastavro's.
+a Cython codec, also 15 us, but pulls in numpy), and 3.3 us generated (`writer`). Only the
+types the connector's schemas use are supported; any other fails at start-up, when the schema
+is compiled. Values are checked as they are written: a record that does not fit the schema
+raises (the pipeline dead-letters it), and tests/unit/test_avro_binary.py checks the bytes
+against fastavro's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 Out = bytearray
-Writer = Callable[[Out, Any], None]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LONG = 1 << 63
@@ -42,19 +42,6 @@ def _int(out: Out, n: int) -> None:
     _long(out, n)
 
 
-def _bytes(out: Out, b: bytes) -> None:
-    n = len(b)
-    if n < 64:
-        out.append(n << 1)
-    else:
-        _long(out, n)
-    out += b
-
-
-def _string(out: Out, s: str) -> None:
-    _bytes(out, s.encode())
-
-
 def _timestamp_micros(out: Out, value: datetime | int) -> None:
     if isinstance(value, datetime):
         delta = value - _EPOCH  # a naive datetime raises: every time we write is UTC
@@ -62,95 +49,108 @@ def _timestamp_micros(out: Out, value: datetime | int) -> None:
     _long(out, value)
 
 
-_PRIMITIVES: dict[str, Writer] = {"string": _string, "bytes": _bytes, "long": _long, "int": _int}
-
-
 def writer(schema: Any) -> Callable[[Any], bytes]:
-    """The encoder of `schema` (parsed JSON): a record in, its Avro binary out."""
-    write = _compile(schema)
+    """The encoder of `schema` (parsed JSON): a record in, its Avro binary out.
 
-    def encode(value: Any) -> bytes:
-        out = bytearray()
-        write(out, value)
-        return bytes(out)
-
+    Generated as the source of one function with every field's writing inlined: per-field
+    writer functions, one call per value (two per nullable string), took 8.8 us for a Bandwidth
+    v2 record, the generated function 3.3 us (same run, bench/results/2026-12-02-codegen.md).
+    """
+    generated = _Generator()
+    lines = ["def encode(value):", "    out = bytearray()"]
+    lines += generated.write(schema, "value", 1)
+    lines.append("    return bytes(out)")
+    namespace: dict[str, Any] = {
+        "_long": _long, "_int": _int, "_timestamp_micros": _timestamp_micros, **generated.enums
+    }  # fmt: skip
+    exec(compile("\n".join(lines), "<avro writer>", "exec"), namespace)
+    encode: Callable[[Any], bytes] = namespace["encode"]
     return encode
 
 
-def _compile(schema: Any) -> Writer:
-    if isinstance(schema, str):
-        if schema not in _PRIMITIVES:
-            raise NotImplementedError(f"Avro type {schema!r}")
-        return _PRIMITIVES[schema]
-    if isinstance(schema, list):
-        return _nullable(schema)
-    kind = schema["type"]
-    if schema.get("logicalType") == "timestamp-micros" and kind == "long":
-        return _timestamp_micros
-    if kind == "record":
-        return _record(schema)
-    if kind == "enum":
-        return _enum(schema)
-    if kind == "array":
-        return _array(_compile(schema["items"]))
-    if kind == "map":
-        return _map(_compile(schema["values"]))
-    return _compile(kind)
+class _Generator:
+    """The statements writing a value of a schema into `out`, fresh local names for each."""
 
+    def __init__(self) -> None:
+        self.enums: dict[str, dict[str, int]] = {}  # symbol indexes, by the name they go by
+        self._names = 0
 
-def _nullable(union: list[Any]) -> Writer:
-    # The only unions the schemas hold: null or one type, null first (so null defaults work).
-    if len(union) != 2 or union[0] != "null":
-        raise NotImplementedError(f"Avro union {union!r}: only [null, T]")
-    inner = _compile(union[1])
+    def _name(self) -> str:
+        self._names += 1
+        return f"v{self._names}"
 
-    def write(out: Out, value: Any) -> None:
-        if value is None:
-            out.append(0)  # branch 0
-        else:
-            out.append(2)  # branch 1, zig-zag
-            inner(out, value)
+    def write(self, schema: Any, value: str, depth: int) -> list[str]:
+        pad = "    " * depth
+        if isinstance(schema, list):
+            return self._nullable(schema, value, depth)
+        if isinstance(schema, str):
+            return self._primitive(schema, value, pad)
+        kind = schema["type"]
+        if schema.get("logicalType") == "timestamp-micros" and kind == "long":
+            return [f"{pad}_timestamp_micros(out, {value})"]
+        if kind == "record":
+            record = self._name()
+            lines = [f"{pad}{record} = {value}"]
+            for field in schema["fields"]:
+                lines += self.write(field["type"], f"{record}[{field['name']!r}]", depth)
+            return lines
+        if kind == "enum":
+            index = self._name()
+            symbols = schema["symbols"]
+            self.enums[f"_{index}"] = {symbol: i for i, symbol in enumerate(symbols)}
+            if len(symbols) <= 64:  # every index is one byte
+                return [f"{pad}out.append(_{index}[{value}] << 1)"]
+            return [f"{pad}_long(out, _{index}[{value}])"]
+        if kind == "array":
+            items, item = self._name(), self._name()
+            return [
+                f"{pad}{items} = {value}",
+                f"{pad}if {items}:  # one block, then the empty block that ends the array",
+                f"{pad}    _long(out, len({items}))",
+                f"{pad}    for {item} in {items}:",
+                *self.write(schema["items"], item, depth + 2),
+                f"{pad}out.append(0)",
+            ]
+        if kind == "map":
+            entries, key, entry = self._name(), self._name(), self._name()
+            return [
+                f"{pad}{entries} = {value}",
+                f"{pad}if {entries}:",
+                f"{pad}    _long(out, len({entries}))",
+                f"{pad}    for {key}, {entry} in {entries}.items():",
+                *self._primitive("string", key, pad + "        "),
+                *self.write(schema["values"], entry, depth + 2),
+                f"{pad}out.append(0)",
+            ]
+        return self.write(kind, value, depth)
 
-    return write
+    def _nullable(self, union: list[Any], value: str, depth: int) -> list[str]:
+        # The only unions the schemas hold: null or one type, null first (so null defaults work).
+        if len(union) != 2 or union[0] != "null":
+            raise NotImplementedError(f"Avro union {union!r}: only [null, T]")
+        pad, present = "    " * depth, self._name()
+        return [
+            f"{pad}{present} = {value}",
+            f"{pad}if {present} is None:",
+            f"{pad}    out.append(0)  # branch 0",
+            f"{pad}else:",
+            f"{pad}    out.append(2)  # branch 1, zig-zag",
+            *self.write(union[1], present, depth + 1),
+        ]
 
-
-def _record(schema: dict[str, Any]) -> Writer:
-    fields = [(f["name"], _compile(f["type"])) for f in schema["fields"]]
-
-    def write(out: Out, value: dict[str, Any]) -> None:
-        for name, field in fields:
-            field(out, value[name])
-
-    return write
-
-
-def _enum(schema: dict[str, Any]) -> Writer:
-    index = {symbol: i for i, symbol in enumerate(schema["symbols"])}
-
-    def write(out: Out, value: str) -> None:
-        _long(out, index[value])
-
-    return write
-
-
-def _array(item: Writer) -> Writer:
-    def write(out: Out, values: list[Any]) -> None:
-        if values:  # one block, then the empty block that ends the array
-            _long(out, len(values))
-            for value in values:
-                item(out, value)
-        out.append(0)
-
-    return write
-
-
-def _map(value_writer: Writer) -> Writer:
-    def write(out: Out, values: dict[str, Any]) -> None:
-        if values:
-            _long(out, len(values))
-            for key, value in values.items():
-                _string(out, key)
-                value_writer(out, value)
-        out.append(0)
-
-    return write
+    def _primitive(self, kind: str, value: str, pad: str) -> list[str]:
+        if kind in ("long", "int"):
+            return [f"{pad}_{kind}(out, {value})"]
+        if kind not in ("string", "bytes"):
+            raise NotImplementedError(f"Avro type {kind!r}")
+        # A string is its UTF-8 bytes (str.encode raises for anything else); a length under 64
+        # is one byte.
+        raw = self._name()
+        return [
+            f"{pad}{raw} = {value}.encode()" if kind == "string" else f"{pad}{raw} = {value}",
+            f"{pad}if len({raw}) < 64:",
+            f"{pad}    out.append(len({raw}) << 1)",
+            f"{pad}else:",
+            f"{pad}    _long(out, len({raw}))",
+            f"{pad}out += {raw}",
+        ]

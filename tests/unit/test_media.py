@@ -66,6 +66,14 @@ def test_stores_content_addressed_and_loads_it_back(store: FilesystemMediaStore)
     assert store.remote is False
 
 
+@pytest.mark.parametrize("root", ["plain", "with space", "100%", "naïve", "a#b?c"])
+def test_uris_are_the_paths_file_uris_whatever_the_root(tmp_path: Path, root: str) -> None:
+    store = FilesystemMediaStore(tmp_path / root)
+    media = store.store(JPEG, "image/jpeg", None)
+    assert media.uri == _path(store).as_uri()
+    assert store.load(media.uri) == JPEG
+
+
 def test_storing_the_same_bytes_again_leaves_the_file_alone(store: FilesystemMediaStore) -> None:
     store.store(JPEG, "image/jpeg", None)
     before = _path(store).stat()
