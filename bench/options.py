@@ -34,6 +34,7 @@ class Options:
     workers: list[int]
     shared_window: bool
     smoke: bool
+    build: str
     stack_home: Path
     keep_stack: bool
     out: Path
@@ -151,6 +152,13 @@ def parse(argv: list[str] | None, description: str | None) -> Options:
         action="store_true",
         help="a few seconds at 200/s; exit 1 unless every callback was acked",
     )
+    p.add_argument(
+        "--build",
+        choices=["compiled", "pure"],
+        default="compiled",
+        help="the connector as the image runs it (compiled: setup.py's modules by mypyc, built "
+        "by `make build/compiled/.built`) or as a development install runs it (pure Python)",
+    )
     add_stack_and_output(p, None, "name in the result files (default: the mixes, soak, smoke)")
     a = p.parse_args(argv)
     workers = _workers(p, a.workers)
@@ -182,6 +190,7 @@ def parse(argv: list[str] | None, description: str | None) -> Options:
         workers=workers,
         shared_window=a.shared_window or max(workers) > 1,
         smoke=a.smoke,
+        build=a.build,
         stack_home=a.stack_home.resolve(),
         keep_stack=a.keep_stack,
         out=out.resolve(),

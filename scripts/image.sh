@@ -21,7 +21,7 @@
 #
 # Cache: ${MMS_IMAGE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/mms-connector/image}: podman's storage,
 # the stand-in base, and localhost/mms-connector:<key>, where <key> hashes the Dockerfile,
-# pyproject.toml, connector/, schemas/, the base and this recipe. Progress goes to stderr.
+# pyproject.toml, setup.py, connector/, schemas/, the base and this recipe. Progress goes to stderr.
 # Needs Debian's podman runc fuse-overlayfs mmdebstrap (apt-get installs them when run as root).
 set -euo pipefail
 
@@ -151,7 +151,7 @@ make_base() {
 # .devstack, which podman would otherwise send as context on every build).
 context_files() {
   cd "$REPO"
-  printf '%s\n' Dockerfile pyproject.toml
+  printf '%s\n' Dockerfile pyproject.toml setup.py
   find connector schemas -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort
 }
 

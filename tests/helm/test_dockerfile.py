@@ -169,14 +169,15 @@ def test_dockerignore_sends_only_what_the_build_needs() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert rules[0] == "*"
-    assert {"!pyproject.toml", "!connector/", "!schemas/"} <= set(rules)
+    assert {"!pyproject.toml", "!setup.py", "!connector/", "!schemas/"} <= set(rules)
     copied = {
-        i.args.split()[0].rstrip("/")
+        source.rstrip("/")
         for stage in parse_stages(DOCKERFILE.read_text())
         for i in stage
         if i.op == "COPY" and not i.args.startswith("--from")
+        for source in i.args.split()[:-1]
     }
-    assert copied == {"pyproject.toml", "connector", "schemas"}
+    assert copied == {"pyproject.toml", "setup.py", "connector", "schemas"}
 
 
 def test_chart_app_version_is_the_package_version() -> None:

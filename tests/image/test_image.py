@@ -20,7 +20,7 @@ from connector.devstack import Endpoints
 from tests.helpers import payload
 from tests.image.conftest import REPO, podman
 from tests.live import free_port, read_topic, s3_bucket, s3_media
-from tests.tools import CHART
+from tests.tools import CHART, compiled_modules
 
 pytestmark = pytest.mark.image
 
@@ -40,6 +40,17 @@ def test_serve_help(image: str) -> None:
     proc = run(image, "--help")
     assert proc.returncode == 0, proc.stderr
     assert "usage: mms-connector serve" in proc.stdout
+
+
+def test_the_translation_path_is_compiled(image: str) -> None:
+    # The modules setup.py compiles are mypyc's extensions in the image, not their sources.
+    code = (
+        "import importlib, sys; print(*(importlib.import_module(n).__file__ for n in sys.argv[1:]))"
+    )
+    proc = run(image, "-c", code, *compiled_modules(), entrypoint="python")
+    assert proc.returncode == 0, proc.stderr
+    files = proc.stdout.split()
+    assert len(files) == len(compiled_modules()) and all(f.endswith(".so") for f in files), files
 
 
 def test_runs_as_10001_on_a_read_only_root(image: str) -> None:

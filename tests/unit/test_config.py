@@ -8,7 +8,7 @@ import pytest
 
 from connector.config import ConfigError, load
 from connector.pipeline import routes
-from connector.providers.openmarket.mime import PartLimits
+from connector.providers.openmarket.options import PartLimits
 
 
 def write(tmp_path: Path, text: str) -> Path:

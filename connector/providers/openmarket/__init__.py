@@ -31,12 +31,12 @@ from connector.providers.fields import (
 )
 from connector.providers.openmarket.mime import (
     Part,
-    PartLimits,
     extended_filename,
     options,
     read_parts,
     text_of,
 )
+from connector.providers.openmarket.options import PartLimits
 from connector.record import EventType, Media, MmsEvent, flatten_attributes
 
 NAME = "openmarket"

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 import pybase64
-from pydantic import Field
 from python_multipart.multipart import parse_options_header
 
-from connector.providers.contract import Options, Refusal
+from connector.providers.contract import Refusal
 from connector.providers.fields import decode_text, text_codec
+from connector.providers.openmarket.options import PartLimits
 
 # Lines looked at for a part's headers; a longer run without a blank line is read as the
 # documented form without one (so Content-* lines are headers and the rest is body).
@@ -45,14 +45,6 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _WHITESPACE = b" \t\r\n\v\f"
 _DELIMITER_END = re.compile(rb"(--)?[ \t]*(?:\r?\n|\Z)")
 _IDENTITY_ENCODINGS = {"7bit", "8bit", "binary"}
-
-
-class PartLimits(Options):
-    """OpenMarket's own options (`providers.openmarket.max_parts`, `.max_part_bytes`): past
-    them an MO is refused (413) before more of it is read."""
-
-    max_parts: int = Field(50, gt=0)
-    max_part_bytes: int = Field(5 * 1024 * 1024, gt=0)
 
 
 @dataclass(frozen=True, slots=True)
