@@ -17,6 +17,10 @@ import os
 from setuptools import setup
 
 COMPILED = [
+    "connector/avro_binary.py",
+    "connector/dedupe.py",
+    "connector/logs.py",
+    "connector/publisher.py",
     "connector/record.py",
     "connector/pipeline.py",
     "connector/providers/fields.py",
