@@ -18,6 +18,7 @@ from setuptools import setup
 
 COMPILED = [
     "connector/avro_binary.py",
+    "connector/callbacks.py",
     "connector/dedupe.py",
     "connector/logs.py",
     "connector/publisher.py",

@@ -31,7 +31,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from connector import metrics
-from connector.app import BODY_RECEIVED, RETRY_AFTER_SECONDS
+from connector.callbacks import BODY_RECEIVED, RETRY_AFTER_SECONDS
 
 log = logging.getLogger("connector.http")
 

@@ -8,7 +8,7 @@ consumer can check what it fetched against the record's sha256.
   MinIO, Ceph, S3Proxy), URIs `s3://<bucket>/<key>`.
 - `FilesystemMediaStore`, for one machine: URIs `file:///...`.
 
-Both are synchronous: they run on a worker thread of the request path (connector/app.py) and
+Both are synchronous: they run on a worker thread of the request path (connector/callbacks.py) and
 have returned, durably, before the callback is acknowledged.
 """
 

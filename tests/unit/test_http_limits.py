@@ -12,7 +12,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from connector.app import BODY_RECEIVED
+from connector.callbacks import BODY_RECEIVED
 from connector.http_limits import BODY_BATCH_BYTES, HttpLimits, protocol_class
 
 LIMITS = HttpLimits(
