@@ -23,7 +23,7 @@ lint: $(VENV)/.installed
 # The build the image ships (setup.py: MMS_MYPYC=1, the translation path compiled by mypyc), for
 # the unit tests to run against as well and for the benchmark to serve.
 COMPILED := build/compiled
-$(COMPILED)/.built: $(VENV)/.installed setup.py pyproject.toml $(shell find connector -name '*.py')
+$(COMPILED)/.built: $(VENV)/.installed Makefile setup.py pyproject.toml $(shell find connector -name '*.py')
 	rm -rf build  # setuptools and mypyc build in build/ too: nothing stale may reach the wheel
 	MYPY_CACHE_DIR=build/mypy-cache MMS_MYPYC=1 $(PY) -m pip install -q --no-build-isolation --no-deps --target $(COMPILED) .
 	touch $@

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from connector import metrics, pipeline
-from connector.callbacks import CallbackHandler, Runtime
+from connector.callbacks import CallbackHandler, Runtime, report_in_flight
 from connector.claims import SharedClaims
 from connector.config import Config
 from connector.dedupe import Window
@@ -44,11 +44,15 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
         delivery = Delivery(clients, runtime.window, runtime.claims)
         await delivery.published_elsewhere(in_kafka)
         runtime.delivery = delivery
-        watcher = asyncio.create_task(runtime.loop_lag.watch())
+        watchers = [
+            asyncio.create_task(runtime.loop_lag.watch()),
+            asyncio.create_task(report_in_flight(runtime)),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
+            for watcher in watchers:
+                watcher.cancel()
             runtime.workers.shutdown(wait=False, cancel_futures=True)
             left = await delivery.close(config.kafka.flush_timeout_seconds)
             if left:

@@ -116,7 +116,6 @@ class CallbackHandler:
             )
             return
         runtime.in_flight += 1
-        metrics.IN_FLIGHT.inc()
         try:
             reply = await _handle(self, scope, receive)
         except Exception:
@@ -125,8 +124,18 @@ class CallbackHandler:
             reply = json_reply(500, {"error": "internal_error"})
         finally:
             runtime.in_flight -= 1
-            metrics.IN_FLIGHT.dec()
         await _send(send, reply)
+
+
+# mms_in_flight_requests is set from Runtime.in_flight this often (by every worker), not moved
+# per callback: an inc and a dec of the gauge, a lock each, per callback.
+IN_FLIGHT_REPORT_SECONDS = 0.1
+
+
+async def report_in_flight(runtime: Runtime) -> None:
+    while True:
+        metrics.IN_FLIGHT.set(runtime.in_flight)
+        await asyncio.sleep(IN_FLIGHT_REPORT_SECONDS)
 
 
 # Bodies larger than this are translated on a worker thread, so the event loop keeps serving

@@ -102,6 +102,29 @@ def test_a_late_event_loop_sheds_callbacks_with_503() -> None:
     assert reply.json()["error"] == "overloaded"
 
 
+def test_the_in_flight_gauge_follows_the_count() -> None:
+    from prometheus_client import REGISTRY
+
+    from connector.callbacks import IN_FLIGHT_REPORT_SECONDS, Runtime, report_in_flight
+    from connector.dedupe import Window
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("mms_in_flight_requests")
+
+    async def scenario() -> tuple[float | None, float | None]:
+        runtime = Runtime(Config.model_validate({}), {}, Window(60, 10))
+        runtime.in_flight = 3
+        reporter = asyncio.create_task(report_in_flight(runtime))
+        await asyncio.sleep(0)
+        busy = gauge()
+        runtime.in_flight = 0
+        await asyncio.sleep(IN_FLIGHT_REPORT_SECONDS * 1.5)
+        reporter.cancel()
+        return busy, gauge()
+
+    assert asyncio.run(scenario()) == (3, 0)
+
+
 def test_loop_lag_counts_sustained_lateness_not_one_stall() -> None:
     from connector.callbacks import LoopLag
 
