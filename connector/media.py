@@ -19,6 +19,8 @@ import hashlib
 import os
 import re
 import secrets
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from obstore.exceptions import BaseError as ObjectStoreError
 from obstore.store import S3Store
 
 from connector.config import MediaConfig, S3StoreConfig
-from connector.group_sync import GroupSync, syncfs, syncfs_reports_errors
+from connector.group_sync import GroupSync, syncfs, syncfs_covers
 from connector.record import Media
 
 FILE_MODE = 0o644  # readable by the consumers and the web server next to the connector
@@ -76,9 +78,9 @@ def checked(content: bytes, name: str) -> bytes:
 
 
 class FilesystemMediaStore:
-    """Content-addressed files under `root`, durable on return: on Linux 5.8+ by one syncfs(2)
-    shared with the puts of other callbacks in flight (connector/group_sync.py), elsewhere by
-    an fsync of each file and its directory.
+    """Content-addressed files under `root`, durable on return: where syncfs(2) covers the root
+    (Linux 5.8+, ext4, xfs or btrfs) by one syncfs shared with the puts of other callbacks in
+    flight (connector/group_sync.py), elsewhere by an fsync of each file and its directory.
 
     Written with os-level calls, one of each per part: tempfile.mkstemp, a buffered file object
     and a stat of the shard per put cost ~130 us of CPU per 200 KB part more than the write and
@@ -90,7 +92,10 @@ class FilesystemMediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._shards: set[str] = set()  # shard directories known to exist, durably
-        self._group = GroupSync(self._syncfs) if syncfs_reports_errors() else None
+        # Chosen at the first put, once the root exists (`_group_sync`).
+        self._setup = threading.Lock()
+        self._set_up = False
+        self._group: GroupSync | None = None
         # Path.as_uri per part cost ~8 us (pathlib's parsing); the root's is quoted once and
         # the rest of the name is hex.
         root_uri = self.root.as_uri()
@@ -117,6 +122,9 @@ class FilesystemMediaStore:
 
     def put_all(self, parts: Sequence[tuple[bytes, str]]) -> None:
         """Write each content under its sha256; all of them durable on return."""
+        if not parts:
+            return  # nothing written, nothing to wait for (an MO without parts, a report)
+        group = self._group_sync()
         paths = []
         for content, digest in parts:
             path = self.root / content_key("", digest)
@@ -125,8 +133,8 @@ class FilesystemMediaStore:
                 # edit): written again, whole.
                 self._write(path, content)
             paths.append(str(path))
-        if self._group is not None:
-            self._group.wait()
+        if group is not None:
+            group.wait()
             return
         for written in paths:
             fd = os.open(written, os.O_RDONLY | os.O_CLOEXEC)
@@ -137,12 +145,20 @@ class FilesystemMediaStore:
         for shard in sorted({os.path.dirname(written) for written in paths}):
             _fsync_dir(shard)
 
-    def _syncfs(self) -> None:
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            syncfs(fd)
-        finally:
-            os.close(fd)
+    def _group_sync(self) -> GroupSync | None:
+        """The group commit, when syncfs covers the root, set up at the first put: the root made
+        and one descriptor on it kept for the store's life, opened before anything is written.
+        syncfs reports an error once per descriptor: one opened per sync would miss an error
+        another process (a worker) or an earlier sync had already been told of."""
+        with self._setup:
+            if not self._set_up:
+                self._make_dirs(self.root)
+                if syncfs_covers(self.root):
+                    fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    weakref.finalize(self, os.close, fd)
+                    self._group = GroupSync(lambda: syncfs(fd))
+                self._set_up = True
+            return self._group
 
     def load(self, uri: str) -> bytes:
         """Content this store wrote, by its URI (dead-letter replay, `media get`)."""

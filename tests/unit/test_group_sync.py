@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.group_sync import GroupSync, syncfs, syncfs_reports_errors
+from connector.group_sync import GroupSync, filesystem_of, syncfs, syncfs_covers
 
 
 class _Recorded:
@@ -64,19 +65,49 @@ def test_each_caller_returns_after_a_sync_that_started_after_its_call() -> None:
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(sync.runs))
 
 
-def test_a_failed_sync_fails_every_caller_it_covered_and_no_later_one() -> None:
-    sync = _Recorded(0.05, failing=frozenset({0}))
+def test_a_failed_sync_fails_its_callers_and_the_next_syncs_then_no_more() -> None:
+    # The callers of the next sync wrote while the failed one ran: the error it reported is not
+    # reported again, so they fail too.
+    sync = _Recorded(0.2, failing=frozenset({0}))
     group = GroupSync(sync)
     calls = _callers(group, 6)
-    failed = [error for _c, _r, error in calls if error is not None]
-    assert failed, "the first sync's callers see its error"
-    assert all(e.errno == errno.EIO for e in failed)
-    assert len({id(e) for e in failed}) == len(failed)  # one exception each, not one shared
-    group.wait()  # a later sync succeeds
-    assert len(sync.runs) >= 2
+    errors = [error for _c, _r, error in calls]
+    assert all(e is not None and e.errno == errno.EIO for e in errors), errors
+    assert len({id(e) for e in errors}) == len(errors)  # one exception each, not one shared
+    assert len(sync.runs) == 2  # the failed one, and the next (its callers failed with it)
+    group.wait()  # the one after succeeds
+    assert len(sync.runs) == 3
 
 
-@pytest.mark.skipif(not syncfs_reports_errors(), reason="syncfs reports errors from Linux 5.8")
+def test_a_sync_raising_anything_else_fails_its_callers_too() -> None:
+    started, runs = threading.Event(), []
+
+    def broken_once() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 1:
+            started.set()
+            time.sleep(0.2)
+            raise RuntimeError("not an OSError")
+
+    group = GroupSync(broken_once)
+    with ThreadPoolExecutor(4) as pool:
+        runner = pool.submit(group.wait)
+        started.wait()
+        during = [pool.submit(group.wait) for _ in range(3)]  # they wrote while it ran
+        with pytest.raises(RuntimeError):
+            runner.result()
+        for waiter in during:
+            with pytest.raises(OSError, match="the shared sync failed"):
+                waiter.result()
+    group.wait()
+
+
+def test_the_filesystem_of_a_path_is_its_innermost_mounts() -> None:
+    assert filesystem_of(Path("/proc/self")) == "proc"
+    assert not syncfs_covers(Path("/proc"))  # not a filesystem syncfs is trusted on
+
+
+@pytest.mark.skipif(not syncfs_covers(Path(tempfile.gettempdir())), reason="ext4/xfs/btrfs, 5.8+")
 def test_syncfs_syncs_a_real_filesystem_and_reports_errors(tmp_path: Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from connector import config as config_mod
 from connector import media as media_mod
 from connector.config import MediaConfig, S3StoreConfig, Secret
-from connector.group_sync import syncfs_reports_errors
+from connector.group_sync import syncfs_covers
 from connector.media import (
     DeferredPuts,
     FilesystemMediaStore,
@@ -104,6 +105,7 @@ class _Calls:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.log: list[tuple[str, str]] = []
+        self.sync_fds: list[int] = []
         real_fsync, real_replace, real_syncfs = os.fsync, os.replace, media_mod.syncfs
 
         def fsync(fd: int) -> None:
@@ -117,6 +119,7 @@ class _Calls:
 
         def syncfs(fd: int) -> None:
             self.log.append(("syncfs", os.readlink(f"/proc/self/fd/{fd}")))
+            self.sync_fds.append(fd)
             real_syncfs(fd)
 
         monkeypatch.setattr(os, "fsync", fsync)
@@ -125,7 +128,8 @@ class _Calls:
 
 
 NEEDS_SYNCFS = pytest.mark.skipif(
-    not syncfs_reports_errors(), reason="syncfs reports writeback errors from Linux 5.8"
+    not syncfs_covers(Path(tempfile.gettempdir())),
+    reason="syncfs covers ext4, xfs and btrfs from Linux 5.8",
 )
 
 
@@ -134,7 +138,7 @@ def _store_syncing_by(
 ) -> FilesystemMediaStore:
     """The store as it is where syncfs reports errors, or (`fsync`) where it does not."""
     if kind == "fsync":
-        monkeypatch.setattr(media_mod, "syncfs_reports_errors", lambda: False)
+        monkeypatch.setattr(media_mod, "syncfs_covers", lambda _root: False)
     return FilesystemMediaStore(root)
 
 
@@ -171,7 +175,11 @@ def test_a_failed_sync_fails_the_put(
         store.store(JPEG, "image/jpeg", None)
     monkeypatch.undo()
     assert _leftovers(store.root) == []
-    store.store(JPEG, "image/jpeg", None)  # the next put finds the file and syncs it
+    if kind == "syncfs":
+        # The next sync no longer reports the error, so its puts fail with the failed one.
+        with pytest.raises(OSError, match="Input/output error"):
+            store.store(JPEG, "image/jpeg", None)
+    store.store(JPEG, "image/jpeg", None)  # then a put finds the file and syncs it
     assert _path(store).read_bytes() == JPEG
 
 
@@ -198,6 +206,31 @@ def test_a_file_already_there_is_made_durable_too(
         ("fsync", "file"), ("fsync", "dir")
     ]  # fmt: skip
     assert calls.log == expected
+
+
+@NEEDS_SYNCFS
+def test_every_sync_is_on_one_descriptor_opened_before_the_first_write(
+    store: FilesystemMediaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # syncfs reports a writeback error once per descriptor: one opened per sync would miss an
+    # error an earlier sync, or another process, had been told of.
+    calls = _Calls(monkeypatch)
+    opened = len(os.listdir("/proc/self/fd"))
+    store.store(JPEG, "image/jpeg", None)
+    store.store(JPEG + b"2", "image/jpeg", None)
+    assert len(calls.sync_fds) == 2 and calls.sync_fds[0] == calls.sync_fds[1]
+    assert len(os.listdir("/proc/self/fd")) == opened + 1  # that one, kept
+
+
+def test_a_put_of_nothing_needs_no_root_and_syncs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An OpenMarket report or an MO without parts: its DeferredPuts hold nothing.
+    store = FilesystemMediaStore(tmp_path / "not made yet")
+    calls = _Calls(monkeypatch)
+    DeferredPuts(store).put_all()
+    assert calls.log == []
+    assert not store.root.exists()
 
 
 @NEEDS_SYNCFS
