@@ -1,9 +1,10 @@
-"""The build: pure Python, or with MMS_MYPYC=1 the translation path compiled by mypyc.
+"""The build: pure Python, or with MMS_MYPYC=1 the hot path (COMPILED) compiled by mypyc.
 
 The image is built compiled (Dockerfile) and `make test` runs the unit tests against a compiled
 build too (build/compiled); a development install (`pip install -e .`) is pure Python, so an
-edit always takes effect. Compiled, a Bandwidth v2 callback took 0.177 ms of CPU at
-saturation, 0.204 pure (same run, bench/results/2026-12-02-mypyc.md).
+edit always takes effect. Compiled, a Bandwidth v2 callback took 0.187 ms of CPU at
+saturation, 0.206 pure; with the callback path compiled too, 0.173 (same runs,
+bench/results/2026-12-02-steps-s4.md).
 
 Compiled: modules of plain functions and dataclasses. Not compiled: pydantic models (mypyc
 miscompiles their Field defaults), Starlette endpoints (a compiled function is not a function

@@ -3,7 +3,7 @@
 fastavro's schemaless writer took 37 us for a Bandwidth v2 record, the largest single cost of a
 JSON callback (bench/results/2026-12-02-speed.md): it resolves each union and converts each
 logical type per value, generically. Compiled for the schema, the same bytes take 16 us (cavro,
-a Cython codec, also 15 us, but pulls in numpy), and 3.3 us generated (`writer`). Only the
+a Cython codec, also 15 us, but pulls in numpy), and 6.3 us generated (`writer`). Only the
 types the connector's schemas use are supported; any other fails at start-up, when the schema
 is compiled. Values are checked as they are written: a record that does not fit the schema
 raises (the pipeline dead-letters it), and tests/unit/test_avro_binary.py checks the bytes
@@ -53,8 +53,9 @@ def writer(schema: Any) -> Callable[[Any], bytes]:
     """The encoder of `schema` (parsed JSON): a record in, its Avro binary out.
 
     Generated as the source of one function with every field's writing inlined: per-field
-    writer functions, one call per value (two per nullable string), took 8.8 us for a Bandwidth
-    v2 record, the generated function 3.3 us (same run, bench/results/2026-12-02-codegen.md).
+    writer functions, one call per value (two per nullable string), took 8.6 us for a Bandwidth
+    v2 record, the generated function 6.3 us (5.5 with its helpers compiled by mypyc; same
+    session, bench/results/2026-12-02-steps-s4.md).
     """
     generated = _Generator()
     lines = ["def encode(value):", "    out = bytearray()"]

@@ -123,7 +123,7 @@ class FilesystemMediaStore:
     def put_all(self, parts: Sequence[tuple[bytes, str]]) -> None:
         """Write each content under its sha256; all of them durable on return."""
         if not parts:
-            return  # nothing written, nothing to wait for (an MO without parts, a report)
+            return  # nothing written, nothing to wait for (a callback without inline parts)
         group = self._group_sync()
         paths = []
         for content, digest in parts:
@@ -137,11 +137,7 @@ class FilesystemMediaStore:
             group.wait()
             return
         for written in paths:
-            fd = os.open(written, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(written)
         for shard in sorted({os.path.dirname(written) for written in paths}):
             _fsync_dir(shard)
 
@@ -261,12 +257,16 @@ def _holds(path: str, size: int, digest: str) -> bool:
     return True
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def _fsync(path: str, flags: int = 0) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(directory: str) -> None:
+    _fsync(directory, os.O_DIRECTORY)
 
 
 # The request path's budget: a callback's deadline is 8 s by default and the provider retries a
