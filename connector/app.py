@@ -54,6 +54,7 @@ def create_app(config: Config, env: Mapping[str, str] | None = None) -> Starlett
             for watcher in watchers:
                 watcher.cancel()
             runtime.workers.shutdown(wait=False, cancel_futures=True)
+            runtime.media_puts.close()
             left = await delivery.close(config.kafka.flush_timeout_seconds)
             if left:
                 log.error("shutdown: %d record(s) not flushed to Kafka", left)

@@ -35,6 +35,7 @@ from connector.providers.contract import (
     refused_json,
 )
 from connector.publisher import KafkaRecord, PublishError
+from connector.put_batches import PutBatches
 
 log = logging.getLogger("connector.callbacks")
 
@@ -84,6 +85,8 @@ class Runtime:
     workers: ThreadPoolExecutor = dataclasses.field(
         default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="translate")
     )
+    # A local store's writes and syncs: one batch at a time, on a thread of its own.
+    media_puts: PutBatches = dataclasses.field(default_factory=PutBatches)
 
 
 class CallbackHandler:
@@ -210,7 +213,7 @@ async def _handle(handler: CallbackHandler, scope: Scope, receive: Receive) -> R
     # waiting after its own timeout whichever step is slow.
     deadline = loop.time() + route.settings.deadline_seconds
     try:
-        encoded = await _translated(route, callback, runtime.workers, deadline)
+        encoded = await _translated(route, callback, runtime, deadline)
     except TimeoutError:
         # The thread goes on (a media put is idempotent); the provider retries meanwhile.
         outcome.log("failed", logging.ERROR, error="translate_timeout")
@@ -235,18 +238,19 @@ def _unauthorized(refusal: Refusal, outcome: _Outcome) -> Reply:
 
 
 async def _translated(
-    route: pipeline.Route, callback: Callback, workers: ThreadPoolExecutor, deadline: float
+    route: pipeline.Route, callback: Callback, runtime: Runtime, deadline: float
 ) -> list[pipeline.EncodedEvent]:
     """`pipeline.translate`, on the loop or on a worker thread (see OFFLOAD_BYTES), within
     `deadline`."""
     loop, size = asyncio.get_running_loop(), len(callback.body)
+    workers, batches = runtime.workers, runtime.media_puts
     media, store = route.provider.stores_media, route.store
     if media and isinstance(store, FilesystemMediaStore) and size <= MEDIA_ON_LOOP_BYTES:
         puts = DeferredPuts(store)
         encoded = pipeline.translate(route, callback, puts)
         try:
             async with asyncio.timeout_at(deadline):
-                await loop.run_in_executor(workers, puts.put_all)
+                await batches.put_all(store, puts.parts)
         except OSError as exc:
             raise media_store_failed(exc) from None
         return encoded

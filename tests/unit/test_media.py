@@ -228,7 +228,7 @@ def test_a_put_of_nothing_needs_no_root_and_syncs_nothing(
     # An OpenMarket report or an MO without parts: its DeferredPuts hold nothing.
     store = FilesystemMediaStore(tmp_path / "not made yet")
     calls = _Calls(monkeypatch)
-    DeferredPuts(store).put_all()
+    store.put_all(DeferredPuts(store).parts)
     assert calls.log == []
     assert not store.root.exists()
 
@@ -479,6 +479,6 @@ def test_deferred_puts_name_at_once_and_write_only_when_put(store: FilesystemMed
     media = puts.store(JPEG, "image/jpeg", "a.jpg")
     assert media == store.named(JPEG, "image/jpeg", "a.jpg")[1]
     assert not _path(store).exists()
-    puts.put_all()
+    store.put_all(puts.parts)
     assert _path(store).read_bytes() == JPEG
     assert store.load(media.uri) == JPEG
