@@ -124,18 +124,26 @@ class FilesystemMediaStore:
         """Write each content under its sha256; all of them durable on return."""
         if not parts:
             return  # nothing written, nothing to wait for (a callback without inline parts)
-        group = self._group_sync()
-        paths = []
+        self.write(parts)
+        self.sync(parts)
+
+    def write(self, parts: Sequence[tuple[bytes, str]]) -> None:
+        """Write each content under its sha256, durable once `sync` has returned."""
+        self._group_sync()  # before anything is written (see there)
         for content, digest in parts:
             path = self.root / content_key("", digest)
             if not _holds(str(path), len(content), digest):
                 # Absent, or a file left wrong at its final path (a crash, a full disk, a hand
                 # edit): written again, whole.
                 self._write(path, content)
-            paths.append(str(path))
+
+    def sync(self, parts: Sequence[tuple[bytes, str]]) -> None:
+        """Make what `write` wrote of `parts` durable (and whatever else was written before)."""
+        group = self._group_sync()
         if group is not None:
             group.wait()
             return
+        paths = [str(self.root / content_key("", digest)) for _, digest in parts]
         for written in paths:
             _fsync(written)
         for shard in sorted({os.path.dirname(written) for written in paths}):

@@ -17,22 +17,31 @@ PARTS = [[(bytes([i]) * 1000, hashlib.sha256(bytes([i]) * 1000).hexdigest())] fo
 
 
 class _Gated(FilesystemMediaStore):
-    """A store whose first put waits for `gate`, so that callbacks pile up behind it; every
-    put's parts are recorded, and a put fails while `failing` is set."""
+    """A store whose first write waits for `gate` and first sync for `sync_gate`, so that
+    callbacks pile up behind them; the parts of each write and sync are counted, and writes
+    fail while `failing` is set."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.gate = threading.Event()
-        self.puts: list[int] = []  # how many parts each put_all wrote
+        self.gate, self.sync_gate = threading.Event(), threading.Event()
+        self.sync_gate.set()
+        self.writes: list[int] = []
+        self.syncs: list[int] = []
         self.failing = False
 
-    def put_all(self, parts: Sequence[tuple[bytes, str]]) -> None:
-        if not self.puts:
+    def write(self, parts: Sequence[tuple[bytes, str]]) -> None:
+        if not self.writes:
             self.gate.wait(5)
-        self.puts.append(len(parts))
+        self.writes.append(len(parts))
         if self.failing:
             raise OSError(28, "No space left on device")
-        super().put_all(parts)
+        super().write(parts)
+
+    def sync(self, parts: Sequence[tuple[bytes, str]]) -> None:
+        if not self.syncs:
+            self.sync_gate.wait(5)
+        self.syncs.append(len(parts))
+        super().sync(parts)
 
 
 @pytest.fixture
@@ -54,7 +63,7 @@ def test_callbacks_that_wait_for_a_batch_share_the_next(store: _Gated) -> None:
     batches = PutBatches()
     results = asyncio.run(_put_while_the_first_waits(batches, store))
     assert results == [None] * len(PARTS)
-    assert store.puts == [1, len(PARTS) - 1]  # two puts, so two syncs, for six callbacks
+    assert store.syncs == [1, len(PARTS) - 1]  # two syncs for six callbacks
     for [(content, digest)] in PARTS:
         assert (store.root / digest[:2] / digest).read_bytes() == content
     batches.close()
@@ -104,13 +113,33 @@ def test_callbacks_waiting_when_it_closes_fail_and_are_not_told_durable(store: _
         return await asyncio.gather(first, queued, return_exceptions=True)
 
     first, queued = asyncio.run(run())
-    assert first is None
-    assert isinstance(queued, OSError), queued
-    assert store.puts == [1]
+    # The first was written but closed before its sync; the queued one was not written.
+    assert isinstance(first, OSError) and isinstance(queued, OSError), (first, queued)
+    assert store.writes == [1] and store.syncs == []
+
+
+def test_the_next_callbacks_are_written_while_a_sync_runs(store: _Gated) -> None:
+    store.gate.set()
+    store.sync_gate.clear()
+    batches = PutBatches()
+
+    async def run() -> None:
+        first = asyncio.ensure_future(batches.put_all(store, PARTS[0]))
+        await asyncio.sleep(0.05)  # written, its sync held
+        second = asyncio.ensure_future(batches.put_all(store, PARTS[1]))
+        await asyncio.sleep(0.05)
+        assert store.writes == [1, 1] and store.syncs == []  # written meanwhile
+        assert not first.done() and not second.done()
+        store.sync_gate.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(run())
+    assert store.syncs == [1, 1]
+    batches.close()
 
 
 def test_a_callback_without_parts_waits_for_nothing(store: _Gated) -> None:
     batches = PutBatches()
     asyncio.run(batches.put_all(store, []))
-    assert store.puts == [] and not store.root.exists()
+    assert store.writes == store.syncs == [] and not store.root.exists()
     batches.close()
