@@ -85,7 +85,7 @@ class Runtime:
     workers: ThreadPoolExecutor = dataclasses.field(
         default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="translate")
     )
-    # A local store's writes and syncs: one batch at a time, on a thread of its own.
+    # A local store's writes and syncs, batched across callbacks (two threads of their own).
     media_puts: PutBatches = dataclasses.field(default_factory=PutBatches)
 
 

@@ -238,7 +238,8 @@ class DeferredPuts:
 
     @property
     def parts(self) -> list[tuple[bytes, str]]:
-        """What `store` was given, (content, sha256), for the store's `put_all`."""
+        """What `store` was given, (content, sha256), to be written by `put_all` (the
+        endpoint's: connector/put_batches.py)."""
         return self._puts
 
 
