@@ -177,8 +177,7 @@ pid_of() { # prints the PID if the recorded process still runs our binary
   [[ -f "$f" ]] || return 1
   pid="$(cat "$f")"
   [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  # Just started, it may still be setsid about to exec the binary (seen once on a loaded box:
-  # the API server taken for exited, and stopped, before it had run).
+  # Just started, it may still be setsid about to exec the binary.
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "^(setsid )?$BIN/$1 " || return 1
   printf '%s\n' "$pid"
 }
@@ -189,7 +188,18 @@ start() { # name, then arguments
   if pid_of "$name" >/dev/null; then return 0; fi
   mkdir -p "$RUN/pids" "$RUN/logs"
   setsid "$BIN/$name" "$@" >"$RUN/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/pids/$name.pid"
+  local pid=$! n state
+  echo "$pid" >"$RUN/pids/$name.pid"
+  # Until it has exec'd the binary the child is a copy of this shell, which pid_of does not take
+  # for ours (CI, on a loaded box: etcd taken for exited, and stopped, before it had run). Wait up
+  # to 10 s for the exec, or for the child to have exited or become a zombie (then wait_for says
+  # so, with its log).
+  for ((n = 0; n < 100; n++)); do
+    pid_of "$name" >/dev/null && return 0
+    state="$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" || return 0
+    [[ -n "$state" && "$state" != Z ]] || return 0
+    sleep 0.1
+  done
 }
 
 wait_for() { # what, seconds, then the check command
