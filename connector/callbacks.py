@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from starlette.types import Message, Receive, Scope, Send
 
-from connector import auth, dead_letters, metrics, pipeline
+from connector import auth, dead_letters, logs, metrics, pipeline
 from connector.claims import SharedClaims
 from connector.config import Config
 from connector.dedupe import Window
@@ -375,11 +375,11 @@ class _Outcome:
     def log(self, outcome: str, level: int = logging.INFO, **fields: object) -> None:
         metrics.callbacks(self.provider, outcome).inc()
         latency_ms = round((time.perf_counter() - self.started) * 1000, 2)
-        log.log(
+        logs.line(
+            log,
             level,
-            "callback %s",
-            outcome,
-            extra={
+            f"callback {outcome}",
+            {
                 "provider": self.provider,
                 "outcome": outcome,
                 "request_id": self.request_id,
