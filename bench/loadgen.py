@@ -62,7 +62,7 @@ IDLE_CLOSE_S = 4.0
 
 
 class Conn(asyncio.Protocol):
-    __slots__ = ("buf", "busy", "gen", "idle_since", "started", "transport")
+    __slots__ = ("buf", "busy", "closing", "gen", "idle_since", "started", "transport")
 
     def __init__(self, gen: Generator) -> None:
         self.gen = gen
@@ -71,6 +71,7 @@ class Conn(asyncio.Protocol):
         self.started = 0.0
         self.idle_since = 0.0
         self.busy = False
+        self.closing = False  # the server said it closes this connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -99,7 +100,7 @@ class Conn(asyncio.Protocol):
             status = int(head[9:12])
             retry_after = b"\r\nretry-after:" in head
             buf = buf[total:]
-            self.gen.answered(self, status, retry_after)
+            self.gen.answered(self, status, retry_after, b"\r\nconnection: close" in head)
         self.buf = buf
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -182,6 +183,11 @@ class Generator:
         self.free(conn)
 
     def free(self, conn: Conn) -> None:
+        if conn.closing:
+            # A request sent on it now is lost (and was counted a connection error).
+            if self.spec.mode == "closed" and not self.stopping:
+                self.loop.create_task(self.open())  # the sender goes on, on a new one
+            return
         if self.stopping:
             self.idle.append(conn)
         elif self.spec.mode == "closed":
@@ -205,7 +211,12 @@ class Generator:
 
     # --- answers ---------------------------------------------------------------------------
 
-    def answered(self, conn: Conn, status: int, retry_after: bool) -> None:
+    def answered(self, conn: Conn, status: int, retry_after: bool, closing: bool) -> None:
+        if not conn.busy:
+            # Answered before a request went out: the server refused the connection itself
+            # (the connector past server.max_connections), and the request waits for another.
+            conn.closing = True
+            return
         now = perf()
         conn.busy = False
         self.in_flight -= 1
@@ -215,6 +226,7 @@ class Generator:
             self.status.append(status)
             if status == 503 and retry_after:
                 self.retry_after_503 += 1
+        conn.closing = closing  # `connection: close`, as the connector's refusals say
         self.free(conn)
 
     def lost(self, conn: Conn) -> None:
