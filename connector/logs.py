@@ -52,7 +52,7 @@ def line(logger: logging.Logger, level: int, message: str, fields: Mapping[str, 
         return
     handler = _json_handler
     if handler is None or not _only_to(logger, handler, level):
-        logger.log(level, message, extra=dict(fields))
+        logger.log(level, message, extra=fields)
         return
     text = _json_line(
         time.time(), logging.getLevelName(level).lower(), logger.name, message, fields.items()

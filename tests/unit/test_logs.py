@@ -25,8 +25,8 @@ def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     monkeypatch.setattr("sys.stderr", out)
     logs.configure()
     yield out
-    root.handlers[:], root.level = saved[0], saved[1]
-    monkeypatch.setattr(logs, "_json_handler", saved[2])
+    # Not by monkeypatch: its own undo, after this, would put configure's handler back.
+    root.handlers[:], root.level, logs._json_handler = saved
 
 
 @contextmanager
